@@ -1,0 +1,24 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv on first
+# use and reinstall the package whenever setup.py changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= cpu,glove,plots,test
+DEMO_DIR ?= demo
+
+.PHONY: demo test bench clean
+
+$(BIN)/.installed: setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m demo_runner --demo_dir=$(DEMO_DIR)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

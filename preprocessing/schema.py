@@ -1,0 +1,120 @@
+"""The data contract between the preprocessing job and its readers (trainer, tuning).
+
+Both sides import the names below instead of spelling file names or feature keys
+themselves, so a change to the layout is a change in one place. `validate_metadata`
+is what a reader calls first: it fails with a message naming what it expected and
+what it found, before any TFRecord is opened.
+"""
+
+import json
+import posixpath
+
+SCHEMA_VERSION = 1
+
+METADATA_FILE = "metadata.json"  # written last: its presence means the directory is complete
+VOCAB_FILE = "vocab.txt"
+EMBEDDINGS_FILE = "embeddings.npy"
+REJECTED_DIR = "rejected"
+SPLITS = ("train", "val", "test")
+TFRECORD_SUFFIX = ".tfrecord.gz"
+
+PAD_TOKEN = ""
+UNK_TOKEN = "[UNK]"
+PAD_ID = 0
+UNK_ID = 1
+
+# Feature keys of each tf.train.Example.
+TOKEN_IDS = "token_ids"  # int64[max_length], post-padded with PAD_ID, post-truncated
+LABEL = "label"  # int64: 0 negative, 1 positive
+TWEET_ID = "tweet_id"  # int64
+TEXT = "text"  # bytes: the standardized text
+
+# Sentiment140 polarity -> our label. Neutral (2) is counted and skipped, never trained on.
+POLARITY_TO_LABEL = {"0": 0, "4": 1}
+NEUTRAL_POLARITY = "2"
+
+REQUIRED_METADATA_KEYS = (
+    "schema_version",
+    "standardizer_version",
+    "max_length",
+    "vocab_size",
+    "embedding",
+    "counts",
+)
+
+
+class ContractError(ValueError):
+    """A data directory does not hold what the contract promises."""
+
+
+def feature_spec(max_length):
+    """The `tf.io.parse_example` spec of one record."""
+    import tensorflow as tf  # local: the Beam job uses this module on workers without parsing
+
+    return {
+        TOKEN_IDS: tf.io.FixedLenFeature([max_length], tf.int64),
+        LABEL: tf.io.FixedLenFeature([], tf.int64),
+        TWEET_ID: tf.io.FixedLenFeature([], tf.int64),
+        TEXT: tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def split_pattern(data_dir, split):
+    """Glob of the TFRecord shards of one split."""
+    return posixpath.join(data_dir, split, "*" + TFRECORD_SUFFIX)
+
+
+def path(data_dir, name):
+    return posixpath.join(data_dir, name)
+
+
+def validate_metadata(metadata, *, source="metadata.json"):
+    """Checks a parsed metadata.json against this contract; returns it unchanged.
+
+    Raises:
+      ContractError: naming the key, what was expected and what was found.
+    """
+    if not isinstance(metadata, dict):
+        raise ContractError(
+            f"{source}: expected a JSON object. Received: {type(metadata).__name__}."
+        )
+    missing = [key for key in REQUIRED_METADATA_KEYS if key not in metadata]
+    if missing:
+        raise ContractError(
+            f"{source}: expected keys {list(REQUIRED_METADATA_KEYS)}. Missing: {missing}. "
+            "Was this directory written by s140-preprocess?"
+        )
+    if metadata["schema_version"] != SCHEMA_VERSION:
+        raise ContractError(
+            f"{source}: expected schema_version {SCHEMA_VERSION}. "
+            f"Received: {metadata['schema_version']!r}. Re-run s140-preprocess with this "
+            "version of the package."
+        )
+    from preprocessing import text  # local: keeps this module free of TensorFlow at import
+
+    if metadata["standardizer_version"] != text.STANDARDIZER_VERSION:
+        raise ContractError(
+            f"{source}: expected standardizer_version {text.STANDARDIZER_VERSION}. "
+            f"Received: {metadata['standardizer_version']!r}. The exported model would "
+            "tokenize differently from the training data; re-run s140-preprocess."
+        )
+    for key in ("max_length", "vocab_size"):
+        value = metadata[key]
+        if not isinstance(value, int) or value < 1:
+            raise ContractError(
+                f"{source}: expected {key} to be a positive integer. Received: {value!r}."
+            )
+    dim = metadata["embedding"].get("dim") if isinstance(metadata["embedding"], dict) else None
+    if not isinstance(dim, int) or dim < 1:
+        raise ContractError(
+            f"{source}: expected embedding.dim to be a positive integer. Received: {dim!r}."
+        )
+    return metadata
+
+
+def parse_metadata(raw, *, source="metadata.json"):
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ContractError(f"{source}: expected JSON. Received invalid JSON: {error}.") from error
+    return validate_metadata(metadata, source=source)

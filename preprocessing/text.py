@@ -1,0 +1,93 @@
+"""The one tweet standardizer, written in TF string ops.
+
+The same function runs in the Beam job (on batches), in tf.data and inside the exported
+serving model, so training and serving cannot tokenize differently. Its output is the
+tokens joined by single spaces; splitting on " " gives the tokens. Change any rule and
+bump STANDARDIZER_VERSION: metadata.json records it and the trainer refuses a mismatch.
+
+The rules aim at GloVe 6B's vocabulary (Wikipedia + Gigaword, lower-cased, Stanford
+tokenizer): it splits "don't" into "do" "n't", keeps "!", "?", "..." as tokens, and has
+no tokens for links or user names.
+"""
+
+import keras
+
+from preprocessing._tf import tf
+
+STANDARDIZER_VERSION = 1
+
+
+def _collapse_repeats(letters):
+    """(pattern, rewrite) that shortens runs of 3+ of each letter to two.
+
+    RE2 has no back-references, so each letter gets its own group; a group that did
+    not take part in the match rewrites to "", hence one rewrite covers all of them.
+    RE2 rewrites know \\1-\\9 only, so callers pass at most nine letters.
+    """
+    pattern = "|".join(f"({c}){c}{{2,}}" for c in letters)
+    rewrite = "".join(f"\\{i}\\{i}" for i in range(1, len(letters) + 1))
+    return pattern, rewrite
+
+
+# Applied in order after lower-casing. Each comment says why the rule exists.
+_RULES = (
+    # Sentiment140 keeps HTML escapes ("&quot;", "&amp;"); an apostrophe must survive
+    # for the contraction rule below, everything else is punctuation we drop anyway.
+    (r"&#39;|&apos;", "'"),
+    (r"&[a-z]+;|&#[0-9]+;", " "),
+    # Links and user names are never in GloVe; the GloVe words "url" and "user" keep
+    # the fact that a tweet has one (replies and link shares differ in tone).
+    (r"(?:https?://|www\.)\S+", " url "),
+    (r"@\w+", " user "),
+    (r"#", " "),  # "#happy" means "happy"
+    # "loooove" -> "loove", "sooooo" -> "soo": two keeps real doubles ("good", "too").
+    _collapse_repeats("abcdefghi"),
+    _collapse_repeats("jklmnopqr"),
+    _collapse_repeats("stuvwxyz"),
+    # Punctuation that carries sentiment becomes one token per run.
+    (r"\.{2,}", "..."),
+    (r"!+", "!"),
+    (r"\?+", "?"),
+    (r",+", ","),
+    (r"(\.\.\.|[.,!?])", " \\1 "),
+    # Everything else that is not a letter, a digit or an apostrophe separates tokens.
+    (r"[^\p{L}\p{N}!?.,']+", " "),
+    # Apostrophes used as quotes (at either end of a word) are not contractions.
+    (r"(^|\s)'+", "\\1"),
+    (r"'+(\s|$)", "\\1"),
+    # Contractions the way GloVe's tokenizer split them: "don't" -> "do n't".
+    (r"n't\b", " n't"),
+    (r"'(s|m|re|ll|ve|d)\b", " '\\1"),
+    (r"\s+", " "),
+)
+
+
+@keras.saving.register_keras_serializable(package="s140", name=f"standardize_v{STANDARDIZER_VERSION}")
+def standardize(texts):
+    """Standardizes a string tensor of tweets (any shape); returns tokens joined by " "."""
+    texts = tf.strings.lower(tf.convert_to_tensor(texts, dtype=tf.string), encoding="utf-8")
+    for pattern, rewrite in _RULES:
+        texts = tf.strings.regex_replace(texts, pattern, rewrite)
+    return tf.strings.strip(texts)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _standardize_batch(texts):
+    return standardize(texts)
+
+
+def standardize_batch(texts):
+    """Standardizes a list of Python strings; returns a list of Python strings.
+
+    Runs the traced graph once per batch: the Beam job calls this with thousands of
+    tweets at a time so that the per-call cost of TensorFlow is paid per batch.
+    """
+    if not texts:
+        return []
+    encoded = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
+    return [s.decode("utf-8") for s in _standardize_batch(tf.constant(encoded)).numpy()]
+
+
+def tokens_of(standardized):
+    """The tokens of one standardized string (the split the serving model uses)."""
+    return standardized.split(" ") if standardized else []

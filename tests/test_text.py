@@ -1,0 +1,78 @@
+"""The standardizer gives the same tokens on every path that runs it."""
+
+import apache_beam as beam
+import keras
+import pytest
+import tensorflow as tf
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.util import assert_that, equal_to
+
+from preprocessing import text
+
+GOLDEN = [
+    (
+        "@stellargirl I loooooooovvvvvveee my Kindle2. Not that the DX is cool, but the 2 is fantastic",
+        "user i loovvee my kindle2 . not that the dx is cool , but the 2 is fantastic",
+    ),
+    ("Reading my kindle2...  Love it... Lee childs is good read.",
+     "reading my kindle2 ... love it ... lee childs is good read ."),
+    ("I can't believe it's &quot;not&quot; butter!!! http://bit.ly/abc #yum &amp; www.x.com/y",
+     "i ca n't believe it 's not butter ! url yum url"),
+    ("'quoted' words and O'Brien's dog won't bark??", "quoted words and o'brien 's dog wo n't bark ?"),
+    ("I'm sooooo HAPPY!!!!! :-) I'll be there", "i 'm soo happy ! i 'll be there"),
+    ("Café NAÏVE\tnew\nline", "café naïve new line"),
+    ("&lt;3 you ~~~ ^^", "3 you"),
+    ("   ", ""),
+    ("~~ ^^ ", ""),
+]
+
+
+def test_golden_strings_eagerly():
+    got = [value.decode("utf-8") for value in text.standardize(tf.constant([g[0] for g in GOLDEN])).numpy()]
+    assert got == [expected for _, expected in GOLDEN]
+
+
+def test_batch_helper_matches_eager():
+    assert text.standardize_batch([g[0] for g in GOLDEN]) == [expected for _, expected in GOLDEN]
+
+
+def test_same_tokens_in_tf_data():
+    dataset = tf.data.Dataset.from_tensor_slices([g[0] for g in GOLDEN]).batch(4).map(text.standardize)
+    got = [value.decode("utf-8") for batch in dataset for value in batch.numpy()]
+    assert got == [expected for _, expected in GOLDEN]
+
+
+def test_same_tokens_in_a_beam_pipeline():
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        tokens = (
+            pipeline
+            | beam.Create([g[0] for g in GOLDEN])
+            | beam.BatchElements(min_batch_size=3, max_batch_size=3)
+            | beam.FlatMap(text.standardize_batch)
+            | beam.Map(lambda clean: tuple(text.tokens_of(clean)))
+        )
+        assert_that(tokens, equal_to([tuple(text.tokens_of(expected)) for _, expected in GOLDEN]))
+
+
+def test_same_tokens_in_text_vectorization():
+    # The exported serving model tokenizes with TextVectorization around this function.
+    vocabulary = sorted({token for _, expected in GOLDEN for token in expected.split()})
+    layer = keras.layers.TextVectorization(
+        standardize=text.standardize, split="whitespace", vocabulary=vocabulary, output_mode="int"
+    )
+    ids = layer(tf.constant([g[0] for g in GOLDEN[:6]])).numpy()
+    lookup = {token: index for index, token in enumerate(layer.get_vocabulary())}
+    for row, (_, expected) in zip(ids, GOLDEN[:6]):
+        want = [lookup[token] for token in expected.split()]
+        assert list(row[: len(want)]) == want
+        assert not row[len(want):].any()  # post-padded with 0
+
+
+def test_standardizer_is_keras_serializable():
+    config = keras.saving.serialize_keras_object(text.standardize)
+    assert keras.saving.deserialize_keras_object(config) is text.standardize
+
+
+@pytest.mark.parametrize("raw", ["soooo", "coool", "YESSSSS"])
+def test_repeated_letters_keep_two(raw):
+    assert text.standardize_batch([raw]) == [{"soooo": "soo", "coool": "cool", "YESSSSS": "yess"}[raw]]

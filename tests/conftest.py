@@ -36,6 +36,14 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_collective_keys():
+    """Each MirroredStrategy made in one process starts its collective keys at the same
+    base, so a second strategy's all-reduce collides with the first one's
+    (tensorflow/tensorflow#62790). TensorFlow's own tests move the base per strategy."""
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
+
+
 @pytest.fixture(scope="session")
 def sample_data_dir(tmp_path_factory):
     """A data directory made by the real Beam job from the built-in sample and the real

@@ -10,7 +10,9 @@ import pytest
 from preprocessing import sample
 from preprocessing import text as text_lib
 
-DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} (PDT|UTC) 2009$")
+DATE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} (PDT|UTC) 2009$"
+)
 
 
 def _rows(path):

@@ -1,0 +1,193 @@
+"""Tests of trainer.data: the validated contract and the tf.data input, on the real
+output of the Beam job (`sample_data_dir`) and on copies of it broken one way each."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from preprocessing import schema
+from trainer import data
+
+
+def _rows(token_ids, labels):
+    """Examples as a sorted list of (ids..., label) tuples: order-free comparison."""
+    return sorted(tuple(ids) + (int(label),) for ids, label in zip(token_ids, labels))
+
+
+def _collect(dataset):
+    ids, labels = [], []
+    for batch_ids, batch_labels in dataset:
+        ids.append(batch_ids.numpy())
+        labels.append(batch_labels.numpy())
+    return np.concatenate(ids), np.concatenate(labels)
+
+
+@pytest.fixture
+def broken_dir(sample_data_dir, tmp_path):
+    """A private copy of the sample data directory, for a test to break."""
+    copy = tmp_path / "data"
+    shutil.copytree(sample_data_dir, copy)
+    return copy
+
+
+def _edit_metadata(data_dir, **changes):
+    path = data_dir / schema.METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata.update(changes)
+    path.write_text(json.dumps(metadata))
+
+
+# --- load_contract.
+
+
+def test_load_contract_matches_files(sample_data_dir):
+    contract = data.load_contract(sample_data_dir)
+    with open(f"{sample_data_dir}/{schema.VOCAB_FILE}") as f:
+        lines = f.read().split("\n")[:-1]
+    assert contract.vocab_tokens == lines
+    assert contract.vocab_tokens[:2] == ["", "[UNK]"]
+    assert contract.embeddings.dtype == np.float32
+    np.testing.assert_array_equal(
+        contract.embeddings, np.load(f"{sample_data_dir}/{schema.EMBEDDINGS_FILE}")
+    )
+    assert contract.embeddings.shape == (contract.vocab_size, 50)
+    assert (contract.max_length, contract.embedding_dim) == (24, 50)
+
+
+def test_missing_metadata_names_the_path(broken_dir):
+    (broken_dir / schema.METADATA_FILE).unlink()
+    with pytest.raises(schema.ContractError) as error:
+        data.load_contract(str(broken_dir))
+    message = str(error.value)
+    assert str(broken_dir / schema.METADATA_FILE) in message
+    assert "not finished" in message and "not an s140-preprocess output" in message
+
+
+def test_wrong_schema_version_names_expected_and_found(broken_dir):
+    _edit_metadata(broken_dir, schema_version=99)
+    with pytest.raises(schema.ContractError, match=r"expected schema_version 1\. Received: 99"):
+        data.load_contract(str(broken_dir))
+
+
+def test_embeddings_shape_mismatch(broken_dir):
+    path = broken_dir / schema.EMBEDDINGS_FILE
+    matrix = np.load(path)
+    np.save(path, matrix[:, :10])
+    rows = matrix.shape[0]
+    with pytest.raises(schema.ContractError) as error:
+        data.load_contract(str(broken_dir))
+    assert f"expected shape [vocab_size, embedding.dim] = [{rows}, 50]" in str(error.value)
+    assert f"Received: shape [{rows}, 10]" in str(error.value)
+
+
+def test_vocab_line_count_mismatch(broken_dir):
+    path = broken_dir / schema.VOCAB_FILE
+    lines = path.read_text().split("\n")[:-1]
+    path.write_text("\n".join(lines[:-3]) + "\n")
+    with pytest.raises(schema.ContractError) as error:
+        data.load_contract(str(broken_dir))
+    assert f"expected {len(lines)} lines" in str(error.value)
+    assert f"Received: {len(lines) - 3} lines" in str(error.value)
+
+
+def test_metadata_is_checked_before_other_files(broken_dir):
+    # A broken metadata.json must be reported even when the other files are gone too:
+    # it is the first thing a reader trusts.
+    (broken_dir / schema.VOCAB_FILE).unlink()
+    _edit_metadata(broken_dir, max_length="24")
+    with pytest.raises(schema.ContractError, match="max_length to be a positive integer"):
+        data.load_contract(str(broken_dir))
+
+
+def test_missing_vocab_is_named(broken_dir):
+    (broken_dir / schema.VOCAB_FILE).unlink()
+    with pytest.raises(schema.ContractError, match=r"Expected the vocabulary at .*vocab\.txt"):
+        data.load_contract(str(broken_dir))
+
+
+# --- make_dataset.
+
+
+@pytest.mark.parametrize("split", schema.SPLITS)
+def test_dataset_yields_exactly_the_records(sample_data_dir, split):
+    metadata = data.read_metadata(sample_data_dir)
+    records = data.read_records(sample_data_dir, split)
+    ids, labels = _collect(
+        data.make_dataset(sample_data_dir, split, batch_size=64, max_length=24)
+    )
+    assert len(labels) == metadata["counts"][split] == len(records["label"])
+    assert ids.dtype == np.int64 and ids.shape[1] == 24
+    assert labels.dtype == np.float32
+    assert set(np.unique(labels)) == {0.0, 1.0}
+    assert int(labels.sum()) == metadata["label_balance"][split]["positive"]
+    assert _rows(ids, labels) == _rows(records["token_ids"], records["label"])
+
+
+def test_batches_have_the_requested_size(sample_data_dir):
+    count = data.read_metadata(sample_data_dir)["counts"]["val"]
+    sizes = [
+        int(x.shape[0])
+        for x, _ in data.make_dataset(sample_data_dir, "val", batch_size=100, max_length=24)
+    ]
+    assert sizes == [100] * (count // 100) + ([count % 100] if count % 100 else [])
+
+
+def test_seeded_shuffle_is_deterministic_and_reshuffles_each_epoch(sample_data_dir):
+    def two_epochs(seed):
+        dataset = data.make_dataset(
+            sample_data_dir, "train", batch_size=64, max_length=24, shuffle=True, seed=seed
+        )
+        return [_collect(dataset)[0] for _ in range(2)]
+
+    first, again = two_epochs(7), two_epochs(7)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], first[1])  # a new order every epoch
+    assert not np.array_equal(first[0], two_epochs(8)[0])
+    # Same examples, only reordered.
+    assert sorted(map(tuple, first[0])) == sorted(map(tuple, first[1]))
+
+
+def test_shuffle_mixes_examples_across_batches(sample_data_dir):
+    """Shuffling whole batches would keep each batch's members together; ours may not."""
+    kwargs = dict(batch_size=64, max_length=24, seed=3)
+    plain = [
+        {tuple(row) for row in x.numpy()}
+        for x, _ in data.make_dataset(sample_data_dir, "train", **kwargs)
+    ]
+    shuffled_first = {
+        tuple(row)
+        for row in next(iter(data.make_dataset(sample_data_dir, "train", shuffle=True, **kwargs)))[
+            0
+        ].numpy()
+    }
+    # The first shuffled batch draws from many of the unshuffled batches.
+    sources = sum(1 for batch in plain if batch & shuffled_first)
+    assert sources >= 10
+
+
+def test_repeat_continues_past_one_epoch(sample_data_dir):
+    count = data.read_metadata(sample_data_dir)["counts"]["val"]
+    dataset = data.make_dataset(
+        sample_data_dir, "val", batch_size=50, max_length=24, repeat=True, drop_remainder=True
+    )
+    steps = count // 50 + 3
+    seen = sum(int(x.shape[0]) for x, _ in dataset.take(steps))
+    assert seen == steps * 50
+
+
+def test_wrong_max_length_is_refused(sample_data_dir):
+    with pytest.raises(schema.ContractError, match=r"Expected max_length 24 .*max_length=30"):
+        data.make_dataset(sample_data_dir, "val", batch_size=8, max_length=30)
+
+
+def test_empty_split_is_refused(broken_dir):
+    metadata = json.loads((broken_dir / schema.METADATA_FILE).read_text())
+    _edit_metadata(broken_dir, counts={**metadata["counts"], "test": 0})
+    shutil.rmtree(broken_dir / "test")
+    with pytest.raises(schema.ContractError) as error:
+        data.make_dataset(str(broken_dir), "test", batch_size=8, max_length=24)
+    assert "Expected examples in split 'test'" in str(error.value)
+    assert "Received: 0 shards" in str(error.value)

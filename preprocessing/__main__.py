@@ -36,7 +36,7 @@ _MAX_LENGTH = flags.DEFINE_integer("max_length", _DEFAULTS["max_length"], "Token
 _VOCAB_SIZE = flags.DEFINE_integer("vocab_size", _DEFAULTS["vocab_size"], "Vocabulary size incl. padding and [UNK].")
 _MIN_COUNT = flags.DEFINE_integer("min_count", _DEFAULTS["min_count"], "Minimum train count of a token.")
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", _DEFAULTS["val_fraction"], "Share of training tweet ids in val.")
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", _DEFAULTS["num_shards"], "TFRecord shards per split (0: runner decides).")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", _DEFAULTS["num_shards"], "TFRecord shards per split.")
 _MAX_ERROR_RATE = flags.DEFINE_float(
     "max_error_rate", _DEFAULTS["max_error_rate"], "Fail when a larger share of rows is rejected."
 )

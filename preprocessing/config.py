@@ -20,7 +20,7 @@ class PreprocessConfig:
     vocab_size: int = 50_000  # rows of the embedding matrix, padding and [UNK] included
     min_count: int = 2  # a token seen once in training is noise more often than signal
     val_fraction: float = 0.1
-    num_shards: int = 8  # per split; 0 lets the runner choose
+    num_shards: int = 8  # per split; readers parallelise over shards
     max_error_rate: float = 0.01  # fail the job when more rows than this are rejected
     overwrite: bool = False
     batch_size: int = 2048  # tweets standardized per TensorFlow call
@@ -33,7 +33,7 @@ class PreprocessConfig:
         _check_range("max_length", self.max_length, 1, 10_000)
         _check_range("vocab_size", self.vocab_size, 3, 10_000_000)
         _check_range("min_count", self.min_count, 1, 10**9)
-        _check_range("num_shards", self.num_shards, 0, 100_000)
+        _check_range("num_shards", self.num_shards, 1, 100_000)
         _check_range("batch_size", self.batch_size, 1, 10**6)
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(

@@ -43,32 +43,46 @@ class Row(typing.NamedTuple):
     text: str
 
 
+class LineBatch(typing.NamedTuple):
+    """Consecutive lines of one file. Columns of plain ints and strings, because batches
+    cross worker boundaries and pickle far faster than a list of small objects."""
+
+    source: str
+    role: str
+    numbers: typing.List[int]
+    texts: typing.List[str]
+
+    def raw_lines(self):
+        for number, text in zip(self.numbers, self.texts):
+            yield RawLine(self.source, number, self.role, text)
+
+
 class RowRejected(ValueError):
-    """A row that cannot be used. Beam's dead-letter output keeps `repr` of the exception,
-    so the repr is the machine-readable "reason: detail" that `split_reason` reads back."""
+    """A row that cannot be used, with a machine-readable reason."""
 
     def __init__(self, reason, detail):
-        super().__init__(reason, detail)
+        super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
 
-    def __repr__(self):
-        return f"{self.reason}: {self.detail}"
 
-
-def split_reason(exception_repr):
-    reason, _, detail = exception_repr.partition(": ")
-    return reason, detail
-
-
-def read_lines(path, role):
-    """Yields every line of one CSV file (local or gs://, .gz by extension) as a RawLine."""
+def read_line_batches(path, role, batch_size):
+    """Yields every non-blank line of one CSV file (local or gs://, .gz by extension) in
+    LineBatches of up to `batch_size` lines."""
+    numbers, texts = [], []
     with FileSystems.open(path) as binary:
         reader = io.TextIOWrapper(binary, encoding=ENCODING, newline="")
         for number, line in enumerate(reader, start=1):
             line = line.rstrip("\r\n")
-            if line:  # a trailing blank line is not a row
-                yield RawLine(path, number, role, line)
+            if not line:  # a trailing blank line is not a row
+                continue
+            numbers.append(number)
+            texts.append(line)
+            if len(texts) == batch_size:
+                yield LineBatch(path, role, numbers, texts)
+                numbers, texts = [], []
+    if texts:
+        yield LineBatch(path, role, numbers, texts)
 
 
 def is_val(tweet_id, val_fraction):

@@ -42,7 +42,7 @@ def test_every_rejection_reason(line, role, reason):
     with pytest.raises(rows.RowRejected) as caught:
         rows.parse_row(raw(line, role), 0.1)
     assert caught.value.reason == reason
-    assert rows.split_reason(repr(caught.value)) == (reason, caught.value.detail)
+    assert str(caught.value) == f"{reason}: {caught.value.detail}"
 
 
 def test_val_split_is_stable_and_near_the_fraction():
@@ -54,8 +54,13 @@ def test_val_split_is_stable_and_near_the_fraction():
     assert all(rows.is_val(i, 0.2) for i, in_val in zip(ids, first) if in_val)
 
 
-def test_read_lines_numbers_lines_and_skips_blank_ones(tmp_path):
+def test_read_line_batches_numbers_lines_and_skips_blank_ones(tmp_path):
     path = tmp_path / "f.csv"
-    path.write_bytes(b'"0","1","d","q","u","caf\xe9"\n\n"4","2","d","q","u","x"\r\n')
-    got = list(rows.read_lines(str(path), "train"))
-    assert [(r.line, r.text) for r in got] == [(1, '"0","1","d","q","u","café"'), (3, '"4","2","d","q","u","x"')]
+    path.write_bytes(b'"0","1","d","q","u","caf\xe9"\n\n"4","2","d","q","u","x"\r\n"4","3","d","q","u","y"\n')
+    batches = list(rows.read_line_batches(str(path), "train", 2))
+    assert [len(b.texts) for b in batches] == [2, 1]
+    got = [raw for batch in batches for raw in batch.raw_lines()]
+    assert [(r.line, r.text) for r in got] == [
+        (1, '"0","1","d","q","u","café"'), (3, '"4","2","d","q","u","x"'), (4, '"4","3","d","q","u","y"')
+    ]
+    assert {(r.source, r.role) for r in got} == {(str(path), "train")}

@@ -96,6 +96,7 @@ def export_serving_model(model, *, vocab_tokens, max_length, export_dir):
     Raises:
       ValueError: when the vocabulary or max_length does not fit the model.
     """
+    vocab_tokens = _check_vocab(vocab_tokens)
     max_length = _check_model(model, vocab_tokens, max_length)
     vectorizer = make_vectorizer(vocab_tokens, max_length)
     vectorizer(tf.constant([""]))  # builds it: ExportArchive tracks only built layers
@@ -220,7 +221,7 @@ def read_manifest(export_dir):
             f"Expected a SavedModel ({_SAVED_MODEL_FILE}) exported by s140-train in "
             f"{export_dir!r}. Received: a directory without {_SAVED_MODEL_FILE} (contents: "
             f"{sorted(tf.io.gfile.listdir(export_dir))[:10]}). Point at the export "
-            "directory itself, e.g. <job_dir>/model."
+            f"directory itself, the one that holds {_SAVED_MODEL_FILE}."
         )
     path = posixpath.join(export_dir, MANIFEST_PATH)
     if not tf.io.gfile.exists(path):

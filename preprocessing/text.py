@@ -39,7 +39,6 @@ _RULES = (
     # the fact that a tweet has one (replies and link shares differ in tone).
     (r"(?:https?://|www\.)\S+", " url "),
     (r"@\w+", " user "),
-    (r"#", " "),  # "#happy" means "happy"
     # "loooove" -> "loove", "sooooo" -> "soo": two keeps real doubles ("good", "too").
     _collapse_repeats("abcdefghi"),
     _collapse_repeats("jklmnopqr"),
@@ -52,12 +51,18 @@ _RULES = (
     (r"(\.\.\.|[.,!?])", " \\1 "),
     # Everything else that is not a letter, a digit or an apostrophe separates tokens.
     (r"[^\p{L}\p{N}!?.,']+", " "),
+    # Contractions the way GloVe's tokenizer split them ("don't" -> "do n't", "it's" ->
+    # "it 's"). They are first swapped for control characters (the rule above removed any
+    # real ones) so that the quote-stripping rules below cannot eat the "'s" of an
+    # already split "it 's": standardizing standardized text must change nothing, since
+    # the stored `text` feature is fed back through the serving model.
+    (r"n't\b", "\x02"),
+    (r"'(s|m|re|ll|ve|d)\b", "\x01\\1"),
     # Apostrophes used as quotes (at either end of a word) are not contractions.
     (r"(^|\s)'+", "\\1"),
     (r"'+(\s|$)", "\\1"),
-    # Contractions the way GloVe's tokenizer split them: "don't" -> "do n't".
-    (r"n't\b", " n't"),
-    (r"'(s|m|re|ll|ve|d)\b", " '\\1"),
+    (r"\x02", " n't"),
+    (r"\x01", " '"),
     (r"\s+", " "),
 )
 

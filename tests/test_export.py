@@ -158,14 +158,6 @@ def test_raw_tweet_and_its_standardized_form_score_the_same(exported):
     np.testing.assert_array_equal(serving.tokenize(raw)[1], serving.tokenize(clean)[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="preprocessing/text.py is not idempotent on contractions: standardize(\"i 'm\") "
-    "== \"i m\" (the rule that strips apostrophes at the start of a word eats the GloVe-"
-    "style \"'m\", \"'s\", \"'re\" it produced itself), so the stored `text` of a record "
-    "with a contraction is not a valid raw input. Remove this mark once text.py is fixed.",
-)
 def test_stored_standardized_text_is_a_valid_raw_input(exported):
     records = data.read_records(exported.data_dir, "test")
     stored = [t.decode("utf-8") for t in records[schema.TEXT]]

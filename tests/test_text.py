@@ -76,3 +76,24 @@ def test_standardizer_is_keras_serializable():
 @pytest.mark.parametrize("raw", ["soooo", "coool", "YESSSSS"])
 def test_repeated_letters_keep_two(raw):
     assert text.standardize_batch([raw]) == [{"soooo": "soo", "coool": "cool", "YESSSSS": "yess"}[raw]]
+
+
+def test_standardizing_twice_changes_nothing():
+    # The stored `text` feature is fed back through the serving model, so standardized
+    # text must be a fixed point, contractions included ("it 's" must not lose its "'s").
+    raw = [g[0] for g in GOLDEN] + ["it's", "it 's", "can't won't", "'tis the y'all's 'd"]
+    once = text.standardize_batch(raw)
+    assert text.standardize_batch(once) == once
+    assert once[len(GOLDEN):] == ["it 's", "it 's", "ca n't wo n't", "tis the y'all 's 'd"]
+
+
+def test_fixed_point_on_the_built_in_sample(tmp_path):
+    import csv
+
+    from preprocessing import sample
+
+    sample.write_sample_csv(tmp_path / "s.csv", num_rows=500, seed=3)
+    with open(tmp_path / "s.csv", encoding="latin-1", newline="") as handle:
+        tweets = [row[5] for row in csv.reader(handle)]
+    once = text.standardize_batch(tweets)
+    assert text.standardize_batch(once) == once

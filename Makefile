@@ -15,7 +15,7 @@ $(BIN)/.installed: setup.py
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python -m demo_runner --demo_dir=$(DEMO_DIR)
+	$(BIN)/python -m trainer.demo --demo_dir=$(DEMO_DIR)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests

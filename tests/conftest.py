@@ -18,7 +18,9 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = pathlib.Path(
+    os.environ.get("S140_SHARED_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ setuptools.setup(
         "console_scripts": [
             "s140-preprocess=preprocessing.__main__:run",
             "s140-download=preprocessing.download_main:run",
+            "s140-predict=trainer.predict_main:run",
         ],
     },
 )

@@ -1,0 +1,150 @@
+"""Tests of s140-predict: the library and the CLI, run as a user runs it (subprocess),
+on an export alone: tweets from arguments, stdin and a file; text and JSON output;
+errors that say what was expected."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from trainer import data
+from trainer import export
+from trainer import models
+from trainer import predict
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TWEETS = ["I love this, great happy day", "hate this, so sad and terrible", "the\tweather today"]
+
+
+@pytest.fixture(scope="module")
+def export_dir(sample_data_dir, tmp_path_factory):
+    """A briefly trained `gap` model, exported; the CLI sees only this directory."""
+    keras.utils.set_random_seed(11)
+    contract = data.load_contract(sample_data_dir)
+    model = models.build_model(
+        "gap",
+        vocab_size=contract.vocab_size,
+        embedding_dim=contract.embedding_dim,
+        max_length=contract.max_length,
+        embedding_matrix=contract.embeddings,
+    )
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    train = data.make_dataset(
+        sample_data_dir, "train", batch_size=64, max_length=contract.max_length, shuffle=True, seed=0
+    )
+    model.fit(train, epochs=2, verbose=0, shuffle=False)  # the dataset shuffles
+    target = str(tmp_path_factory.mktemp("predict") / "model")
+    return export.export_serving_model(
+        model, vocab_tokens=contract.vocab_tokens, max_length=contract.max_length, export_dir=target
+    )
+
+
+@pytest.fixture(scope="module")
+def expected(export_dir):
+    """In-process probabilities of TWEETS, what the CLI must print."""
+    return export.load_serving_model(export_dir)(TWEETS)
+
+
+def _cli(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "trainer.predict_main", *args],
+        input=stdin, capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+
+
+def _json_lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_tweets_from_arguments_text_format(export_dir, expected):
+    result = _cli(f"--model_dir={export_dir}", *TWEETS)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [len(row) for row in rows] == [3, 3, 3]
+    assert [row[0] for row in rows] == ["positive", "negative", "positive" if expected[2] > 0.5 else "negative"]
+    np.testing.assert_allclose([float(row[1]) for row in rows], expected, atol=1e-6)
+    # The tab inside the third tweet is printed as a space: the columns stay three.
+    assert [row[2] for row in rows] == [TWEETS[0], TWEETS[1], "the weather today"]
+
+
+def test_tweets_from_stdin_json_format(export_dir, expected):
+    stdin = f"{TWEETS[0]}\n\n   \n{TWEETS[1]}\r\n{TWEETS[2]}"  # blank lines skipped, CRLF ok
+    result = _cli(f"--model_dir={export_dir}", "--format=json", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    lines = _json_lines(result.stdout)
+    assert [line["text"] for line in lines] == TWEETS
+    np.testing.assert_allclose([line["probability"] for line in lines], expected, atol=1e-6)
+    assert [line["label"] for line in lines][:2] == ["positive", "negative"]
+    assert all(set(line) == {"text", "label", "probability"} for line in lines)
+
+
+def test_tweets_from_input_file_with_threshold(export_dir, expected, tmp_path):
+    path = tmp_path / "tweets.txt"
+    path.write_text("\n".join(TWEETS) + "\nEl café está très bien 😀\n", encoding="utf-8")
+    threshold = float(np.sort(expected)[1])  # only the highest scoring tweet is above it
+    result = _cli(
+        f"--model_dir={export_dir}", "--format=json", f"--input_file={path}", f"--threshold={threshold}"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = _json_lines(result.stdout)
+    assert [line["text"] for line in lines] == TWEETS + ["El café está très bien 😀"]
+    np.testing.assert_allclose([line["probability"] for line in lines[:3]], expected, atol=1e-6)
+    labels = [line["label"] for line in lines[:3]]
+    assert labels == ["positive" if p > threshold else "negative" for p in expected]
+    assert labels.count("positive") == 1
+
+
+def test_missing_model_dir_fails_with_a_clear_message(tmp_path):
+    missing = tmp_path / "no_such_model"
+    result = _cli(f"--model_dir={missing}", "hello")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "s140-predict: error: Expected a model directory written by s140-train" in result.stderr
+    assert f"Received: '{missing}', which does not exist" in result.stderr
+
+
+def test_a_directory_that_is_not_an_export_fails_with_a_clear_message(sample_data_dir):
+    result = _cli(f"--model_dir={sample_data_dir}", "hello")
+    assert result.returncode != 0
+    assert "Expected a SavedModel (saved_model.pb) exported by s140-train" in result.stderr
+    assert "metadata.json" in result.stderr  # shows what the directory does hold
+
+
+def test_usage_errors(export_dir, tmp_path):
+    both = _cli(f"--model_dir={export_dir}", f"--input_file={tmp_path / 'x.txt'}", "hello")
+    assert both.returncode != 0
+    assert "either as arguments or in --input_file, not both" in both.stderr
+    no_model = _cli("hello")
+    assert no_model.returncode != 0 and "--model_dir" in no_model.stderr
+
+
+# --- The library.
+
+
+def test_predict_labels_with_the_threshold_rule(export_dir, expected):
+    serving = export.load_serving_model(export_dir)
+    predictions = predict.predict(serving, TWEETS, threshold=0.5)
+    assert [p.text for p in predictions] == TWEETS
+    np.testing.assert_allclose([p.probability for p in predictions], expected, atol=1e-7)
+    assert [p.label for p in predictions] == ["positive" if p > 0.5 else "negative" for p in expected]
+    # An export directory works too; and probability == threshold is negative.
+    exactly = predict.predict(export_dir, TWEETS[:1], threshold=float(expected[0]))
+    assert exactly[0].label == "negative"
+    assert predict.predict(serving, []) == []
+    with pytest.raises(ValueError, match=r"threshold in \[0, 1\]"):
+        predict.predict(serving, TWEETS, threshold=1.5)
+
+
+def test_read_tweets_and_format_prediction():
+    assert predict.read_tweets(["a b\n", "\n", "  \r\n", "c\r\n", "d"]) == ["a b", "c", "d"]
+    prediction = predict.Prediction(text='say "hi"\tthere', label="positive", probability=0.8125)
+    assert predict.format_prediction(prediction) == 'positive\t0.812500\tsay "hi" there'
+    assert json.loads(predict.format_prediction(prediction, "json")) == {
+        "text": 'say "hi"\tthere', "label": "positive", "probability": 0.8125,
+    }
+    with pytest.raises(ValueError, match=r"format in \['text', 'json'\]"):
+        predict.format_prediction(prediction, "csv")

@@ -1,0 +1,96 @@
+"""s140-predict: scores tweets with a model exported by s140-train.
+
+    s140-predict --model_dir=runs/job/model "I love this song" "worst day ever"
+    s140-predict --model_dir=gs://bucket/job/model --input_file=tweets.txt --format=json
+    cat tweets.txt | s140-predict --model_dir=runs/job/model
+
+Tweets come from the positional arguments, else from --input_file (one per line,
+local or gs://), else from stdin (one per line); blank lines are skipped. Each tweet
+gives one output line: `label<TAB>probability<TAB>tweet` (--format=text) or
+`{"text": ..., "label": ..., "probability": ...}` (--format=json). Put `--` before
+tweets that start with "-" so they are not read as flags.
+"""
+
+import os
+
+# Before TensorFlow loads: its C++ start-up chatter would bury the predictions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import sys  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Directory of the exported model (s140-train's export; local or gs://)."
+)
+_FORMAT = flags.DEFINE_enum(
+    "format", "text", ["text", "json"],
+    "text: label<TAB>probability<TAB>tweet per line; json: one JSON object per line.",
+)
+_THRESHOLD = flags.DEFINE_float(
+    "threshold", 0.5, "Probability above which a tweet is labelled positive.",
+    lower_bound=0.0, upper_bound=1.0,
+)
+_INPUT_FILE = flags.DEFINE_string(
+    "input_file", None, "File with one tweet per line (local or gs://); used when no tweets are given as arguments."
+)
+flags.mark_flag_as_required("model_dir")
+
+
+def _tweets(positional):
+    """The tweets to score, from arguments, --input_file or stdin (in that order)."""
+    from trainer import predict
+
+    if positional:
+        return list(positional)
+    if _INPUT_FILE.value:
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(_INPUT_FILE.value):
+            raise FileNotFoundError(
+                f"Expected --input_file to name a file of tweets, one per line. "
+                f"Received: {_INPUT_FILE.value!r}, which does not exist."
+            )
+        with tf.io.gfile.GFile(_INPUT_FILE.value, "r") as handle:
+            return predict.read_tweets(handle.read().splitlines())
+    if sys.stdin.isatty():
+        print("Reading tweets from stdin, one per line; end with Ctrl-D.", file=sys.stderr)
+    return predict.read_tweets(sys.stdin)
+
+
+def main(argv):
+    if argv[1:] and _INPUT_FILE.value:
+        raise app.UsageError(
+            "Expected tweets either as arguments or in --input_file, not both. Received: "
+            f"{len(argv) - 1} arguments and --input_file={_INPUT_FILE.value}."
+        )
+    from trainer import export  # TensorFlow loads here: after the flags are known good
+    from trainer import predict
+
+    # Load first: a wrong --model_dir fails at once, not after the user typed tweets.
+    model = export.load_serving_model(_MODEL_DIR.value)
+    tweets = _tweets(argv[1:])
+    if not tweets:
+        logging.warning("No tweets to score.")
+        return
+    for prediction in predict.predict(model, tweets, threshold=_THRESHOLD.value):
+        print(predict.format_prediction(prediction, _FORMAT.value))
+
+
+def _main_with_errors(argv):
+    from trainer import export
+
+    try:
+        main(argv)
+    except (FileNotFoundError, export.ExportError) as error:
+        sys.exit(f"s140-predict: error: {error}")
+
+
+def run():
+    app.run(_main_with_errors)
+
+
+if __name__ == "__main__":
+    run()

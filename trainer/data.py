@@ -220,6 +220,10 @@ def make_dataset(
             min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    # unbatch() loses the cardinality; metadata.json knows it. Keras then knows the
+    # steps per epoch, and a split that disagrees with its count fails loudly.
+    batches = count // batch_size if drop_remainder else -(-count // batch_size)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     if repeat:
         # After shuffle: every epoch is a full pass in a new order, and epochs do not blend.
         dataset = dataset.repeat()

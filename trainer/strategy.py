@@ -188,7 +188,7 @@ def make_strategy(plan):
 
     if plan.kind == MULTI_WORKER:
         # Reads TF_CONFIG itself and uses all local GPUs, or the CPU.
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _multi_worker_strategy_class()()
     else:
         if plan.logical_cpus:
             configure_logical_cpus(plan.logical_cpus)
@@ -197,6 +197,33 @@ def make_strategy(plan):
         "Strategy: %s; %d replica(s) in sync.", plan.describe(), strategy.num_replicas_in_sync
     )
     return strategy
+
+
+def _multi_worker_strategy_class():
+    import tensorflow as tf
+
+    class KerasCompatibleMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3's fit passes it.
+
+        Keras 3 with MultiWorkerMirroredStrategy fails out of the box
+        (keras-team/keras#20585): fit reduces the first (x, y) batch, a tuple, to build
+        the model, and reduces each step's scalar logs with axis=0. MirroredStrategy
+        accepts both; this strategy maps over nested values and reduces a scalar
+        across replicas (axis=None), which is what a MEAN over axis 0 of one value
+        per replica means.
+        """
+
+        def reduce(self, reduce_op, value, axis):
+            parent = super(KerasCompatibleMultiWorkerMirroredStrategy, self)
+
+            def leaf(v):
+                local = self.experimental_local_results(v)[0]
+                leaf_axis = None if local.shape.rank == 0 else axis
+                return parent.reduce(reduce_op, v, leaf_axis)
+
+            return tf.nest.map_structure(leaf, value)
+
+    return KerasCompatibleMultiWorkerMirroredStrategy
 
 
 def choose_strategy(*, cpu_replicas=1, environ=None):

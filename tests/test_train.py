@@ -1,0 +1,376 @@
+"""Tests of a training run: settings and directories, history across resumes, a real
+two-replica run on the Beam job's sample output, a kill and resume of the CLI, two
+local workers under MultiWorkerMirroredStrategy, and CLI errors."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from preprocessing import schema
+from trainer import __main__ as cli
+from trainer import callbacks
+from trainer import config
+from trainer import data
+from trainer import export
+from trainer import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMALL_BILSTM = {"lstm_units": 8, "dense_units": 8}
+
+
+# --- Settings.
+
+
+def test_config_defaults_and_resolved_hparams():
+    cfg = config.TrainConfig(data_dir="d", job_dir="j")
+    assert (cfg.architecture, cfg.epochs, cfg.batch_size, cfg.learning_rate) == ("bilstm", 10, 64, 1e-3)
+    assert (cfg.early_stopping_patience, cfg.mixed_precision, cfg.cpu_replicas, cfg.seed) == (3, "auto", 1, 42)
+    tuned = config.TrainConfig(data_dir="d", job_dir="j", hparams={"lstm_units": 16, "dropout": 0})
+    assert tuned.resolved_hparams() == {
+        "lstm_units": 16,
+        "dense_units": 64,
+        "dropout": 0,
+        "recurrent_dropout": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, r"Expected --epochs to be an integer >= 1\. Received: 0"),
+        ({"batch_size": 2.5}, r"Expected --batch_size to be an integer >= 1\. Received: 2.5"),
+        ({"learning_rate": 0.0}, r"Expected --learning_rate in \(0, 10\)"),
+        ({"mixed_precision": "fp16"}, r"Expected --mixed_precision in \['auto', 'off', 'float16', 'bfloat16'\]"),
+        ({"cpu_replicas": 0}, r"Expected --cpu_replicas to be an integer >= 1"),
+        ({"architecture": "transformer"}, r"Expected an architecture in \['flatten', 'gap'"),
+        ({"hparams": {"gru_units": 8}}, r"among \['dense_units', 'dropout', 'lstm_units', 'recurrent_dropout'\]\. Received unknown: \['gru_units'\]"),
+        ({"hparams": {"lstm_units": 8.5}}, r"lstm_units to be int \(default 64\)\. Received: 8\.5"),
+        ({"job_dir": ""}, r"Expected --job_dir to be a path"),
+    ],
+)
+def test_config_errors_say_what_was_expected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        config.TrainConfig(**{"data_dir": "d", "job_dir": "j", **changes})
+
+
+def test_dirs_default_under_the_job_dir():
+    dirs = config.resolve_dirs("gs://bucket/run/", {})
+    assert dirs == config.RunDirs(
+        job_dir="gs://bucket/run",
+        model_dir="gs://bucket/run/model",
+        checkpoint_dir="gs://bucket/run/checkpoints",
+        log_dir="gs://bucket/run/logs",
+    )
+
+
+def test_vertex_variables_override_the_dirs():
+    environ = {
+        "AIP_MODEL_DIR": "gs://b/base/model/",
+        "AIP_CHECKPOINT_DIR": "gs://b/base/checkpoints/",
+        "AIP_TENSORBOARD_LOG_DIR": "gs://b/base/logs/",
+    }
+    dirs = config.resolve_dirs("/local/run", environ)
+    assert (dirs.job_dir, dirs.model_dir, dirs.checkpoint_dir, dirs.log_dir) == (
+        "/local/run",
+        "gs://b/base/model",
+        "gs://b/base/checkpoints",
+        "gs://b/base/logs",
+    )
+    only_model = config.resolve_dirs("/local/run", {"AIP_MODEL_DIR": "gs://b/m"})
+    assert (only_model.model_dir, only_model.log_dir) == ("gs://b/m", "/local/run/logs")
+    assert config.default_job_dir(environ) == "gs://b/base"
+    assert config.default_job_dir({}) is None
+
+
+def test_cli_hparams_are_typed_from_the_defaults():
+    assert cli.parse_hparams("bilstm", ["lstm_units=32", "dropout=0.25"], {"dense_units": 16}) == {
+        "lstm_units": 32,
+        "dropout": 0.25,
+        "dense_units": 16,
+    }
+    with pytest.raises(ValueError, match=r"among \['dense_units', 'dropout'\]\. Received unknown: 'lstm_units'"):
+        cli.parse_hparams("gap", ["lstm_units=32"])
+    with pytest.raises(ValueError, match=r"Received flags for: \['gru_units'\]"):
+        cli.parse_hparams("bilstm", [], {"gru_units": 8, "dropout": None})
+    with pytest.raises(ValueError, match=r"lstm_units to be int \(default 64\)\. Received: '3.5'"):
+        cli.parse_hparams("bilstm", ["lstm_units=3.5"])
+    with pytest.raises(ValueError, match="both as --dropout and in --hparams"):
+        cli.parse_hparams("gap", ["dropout=0.1"], {"dropout": 0.2})
+    with pytest.raises(ValueError, match="as name=value"):
+        cli.parse_hparams("gap", ["dropout"])
+
+
+# --- history.json across a resume.
+
+
+class _Model:
+    def __init__(self, initial_epoch):
+        self._initial_epoch = initial_epoch
+
+
+def _epoch(history_file, epoch, loss):
+    history_file.on_epoch_begin(epoch)
+    history_file.on_epoch_end(epoch, {"loss": np.float32(loss), "val_loss": loss + 1})
+
+
+def test_history_file_keeps_the_epochs_before_the_resume(tmp_path):
+    path = str(tmp_path / "history.json")
+    first = callbacks.HistoryFile(path)
+    first.on_train_begin()
+    for epoch in range(3):
+        _epoch(first, epoch, loss=float(epoch))
+    # Killed after epoch 2 was recorded but before its backup: the resumed fit starts
+    # at epoch 2 again and replaces its record.
+    resumed = callbacks.HistoryFile(path)
+    resumed.on_train_begin()
+    for epoch in (2, 3):
+        _epoch(resumed, epoch, loss=10.0 + epoch)
+    history = callbacks.read_history(path)
+    assert history == {
+        "epoch": [0, 1, 2, 3],
+        "loss": [0.0, 1.0, 12.0, 13.0],
+        "val_loss": [1.0, 2.0, 13.0, 14.0],
+    }
+    assert callbacks.prior_epochs(path, _Model(2)) == [
+        {"epoch": 0, "loss": 0.0, "val_loss": 1.0},
+        {"epoch": 1, "loss": 1.0, "val_loss": 2.0},
+    ]
+
+
+def test_a_fresh_run_replaces_an_old_history(tmp_path):
+    path = str(tmp_path / "history.json")
+    old = callbacks.HistoryFile(path)
+    old.on_train_begin()
+    for epoch in range(5):
+        _epoch(old, epoch, loss=1.0)
+    fresh = callbacks.HistoryFile(path)
+    fresh.on_train_begin()
+    _epoch(fresh, 0, loss=0.5)
+    assert callbacks.read_history(path)["epoch"] == [0]
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the rename happened
+
+
+def test_early_stopping_patience_carries_over_a_resume(tmp_path):
+    path = str(tmp_path / "history.json")
+    callbacks.write_json_atomically(
+        path, {"epoch": [0, 1, 2], "val_loss": [0.5, 0.4, 0.45], "loss": [1.0, 0.9, 0.8]}
+    )
+    stopping = callbacks.ResumableEarlyStopping(path, monitor="val_loss", patience=2)
+    stopping.set_model(_Model(3))
+    stopping.on_train_begin()
+    assert (stopping.best, stopping.best_epoch, stopping.wait) == (0.4, 1, 1)
+    stopping.set_model(_Model(0))  # a fresh run ignores the old history
+    stopping.on_train_begin()
+    assert (stopping.best, stopping.wait) == (None, 0)
+
+
+# --- A real run.
+
+
+def _run(data_dir, job_dir, **overrides):
+    settings = dict(
+        data_dir=str(data_dir),
+        job_dir=str(job_dir),
+        architecture="bilstm",
+        hparams=SMALL_BILSTM,
+        epochs=2,
+        batch_size=32,
+        learning_rate=0.01,
+        cpu_replicas=2,
+    )
+    settings.update(overrides)
+    return train.train(config.TrainConfig(**settings), environ={})
+
+
+def test_two_replica_run_writes_a_working_model(sample_data_dir, tmp_path):
+    job_dir = tmp_path / "job"
+    returned = _run(sample_data_dir, job_dir)
+
+    metrics = json.loads((job_dir / "metrics.json").read_text())
+    assert metrics == returned
+    assert (metrics["replicas"], metrics["per_replica_batch_size"], metrics["global_batch_size"]) == (2, 32, 64)
+    assert metrics["strategy_devices"] == ["/cpu:0", "/cpu:1"]
+    assert metrics["evaluated_on"] == "test" and metrics["count"] == 216
+    assert metrics["accuracy"] > 0.6
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
+    contract = data.load_contract(sample_data_dir)
+    assert metrics["parameters"]["non_trainable"] == contract.vocab_size * 50  # frozen GloVe
+    assert metrics["train_examples_per_second"] > 0 and metrics["wall_time_seconds"] > 0
+
+    history = json.loads((job_dir / "history.json").read_text())
+    assert history["epoch"] == [0, 1]
+    assert len(history["val_loss"]) == 2 and len(history["accuracy"]) == 2
+    assert metrics["best_val_loss"] == min(history["val_loss"])
+
+    # model.keras recomputes the reported test accuracy exactly.
+    model = keras.models.load_model(job_dir / "model.keras")
+    records = data.read_records(sample_data_dir, "test")
+    predicted = model.predict(records["token_ids"], verbose=0).reshape(-1) > 0.5
+    assert np.mean(predicted == records["label"]) == pytest.approx(metrics["accuracy"])
+
+    # The serving export scores raw text about as well (it re-tokenizes the tweets).
+    serving = export.load_serving_model(str(job_dir / "model"))
+    texts = [t.decode() for t in records["text"]]
+    serving_accuracy = np.mean((serving(texts) > 0.5) == records["label"])
+    assert abs(serving_accuracy - metrics["accuracy"]) <= 0.02
+
+    report = (job_dir / "report.md").read_text()
+    assert "Training report: bilstm" in report and f"{metrics['accuracy']:.4f}" in report
+    assert (job_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (job_dir / "checkpoints" / "best.keras").exists()
+    assert not (job_dir / "checkpoints" / "backup").exists()  # deleted after a finished fit
+
+
+def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(sample_data_dir, data_dir)
+    shutil.rmtree(data_dir / "test")
+    metadata = json.loads((data_dir / schema.METADATA_FILE).read_text())
+    metadata["counts"]["test"] = 0
+    (data_dir / schema.METADATA_FILE).write_text(json.dumps(metadata))
+
+    metrics = _run(data_dir, tmp_path / "job", architecture="gap", hparams={}, epochs=1, cpu_replicas=1)
+    assert metrics["evaluated_on"] == "val"
+    assert metrics["count"] == metadata["counts"]["val"]
+    assert "test split is empty" in metrics["evaluation_note"]
+    assert metrics["replicas"] == 1
+    assert "test split is empty" in (tmp_path / "job" / "report.md").read_text()
+
+
+# --- The CLI in subprocesses.
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG",) and not k.startswith("AIP_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def _cli(data_dir, job_dir, *flags):
+    return [
+        sys.executable, "-m", "trainer",
+        f"--data_dir={data_dir}", f"--job_dir={job_dir}", *flags,
+    ]
+
+
+def test_cli_resumes_after_a_kill_without_repeating_epochs(sample_data_dir, tmp_path):
+    job_dir = tmp_path / "job"
+    epochs = 5
+    command = _cli(
+        sample_data_dir, job_dir,
+        "--architecture=bilstm", "--lstm_units=8", "--dense_units=8", f"--epochs={epochs}",
+        "--batch_size=16", "--early_stopping_patience=0",
+    )
+    history_path = job_dir / "history.json"
+    first = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        # Two recorded epochs mean epoch 0's backup is written (history is recorded
+        # before the backup of the same epoch).
+        while len(callbacks.read_history(str(history_path)).get("epoch", [])) < 2:
+            assert first.poll() is None, "the first run ended before it could be killed"
+            assert time.monotonic() < deadline, "no two epochs within 240 s"
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    killed = callbacks.read_history(str(history_path))
+    assert 2 <= len(killed["epoch"]) < epochs
+    assert not (job_dir / "metrics.json").exists()
+
+    second = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    history = callbacks.read_history(str(history_path))
+    assert history["epoch"] == list(range(epochs))  # each epoch exactly once
+    metrics = json.loads((job_dir / "metrics.json").read_text())
+    assert metrics["epochs_run"] == epochs
+    # The second run did only the epochs the first had not backed up, and kept the
+    # records of those it had.
+    resumed_at = epochs - metrics["epochs_run_this_process"]
+    assert 1 <= resumed_at <= len(killed["epoch"])
+    assert history["loss"][:resumed_at] == killed["loss"][:resumed_at]
+    assert "Resuming at epoch" in second.stderr
+    assert (job_dir / "model" / "saved_model.pb").exists() and (job_dir / "report.md").exists()
+    assert f"Report: {job_dir}/report.md" in second.stdout
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_local_workers_train_together_and_only_the_chief_writes(sample_data_dir, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    job_dirs = [tmp_path / "worker0", tmp_path / "worker1"]
+    processes = []
+    for index, job_dir in enumerate(job_dirs):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        command = _cli(
+            sample_data_dir, job_dir, "--architecture=gap", "--dense_units=8", "--epochs=1",
+            "--batch_size=32",
+        )
+        processes.append(
+            subprocess.Popen(
+                command, env=_env(TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            )
+        )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300))
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+
+    chief_dir, other_dir = job_dirs
+    metrics = json.loads((chief_dir / "metrics.json").read_text())
+    assert (metrics["strategy"], metrics["num_workers"], metrics["replicas"]) == ("multi_worker", 2, 2)
+    assert metrics["global_batch_size"] == 64
+    assert metrics["epochs_run"] == 1
+    assert (chief_dir / "model" / "saved_model.pb").exists() and (chief_dir / "model.keras").exists()
+    assert not other_dir.exists()  # the non-chief wrote nothing into its job dir
+    assert "Worker finished" in outputs[1][0]
+
+
+def test_cli_errors_name_what_was_expected(sample_data_dir, tmp_path):
+    runs = {
+        "no_data": _cli(tmp_path / "nowhere", tmp_path / "job1"),
+        "unknown_hparam": _cli(sample_data_dir, tmp_path / "job2", "--architecture=gap", "--hparams=lstm_units=8"),
+        "unknown_flag": _cli(sample_data_dir, tmp_path / "job3", "--epochz=3"),
+    }
+    processes = {
+        name: subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, command in runs.items()
+    }
+    results = {name: (p.wait(timeout=120), p.stderr.read()) for name, p in processes.items()}
+
+    code, stderr = results["no_data"]
+    assert code != 0
+    assert f"Expected {tmp_path / 'nowhere'}/metadata.json" in stderr
+    assert "not an s140-preprocess output directory" in stderr
+    code, stderr = results["unknown_hparam"]
+    assert code != 0
+    assert "Expected hyperparameters of 'gap' among ['dense_units', 'dropout']" in stderr
+    code, stderr = results["unknown_flag"]
+    assert code != 0 and "epochz" in stderr
+    assert not (tmp_path / "job1").exists() and not (tmp_path / "job2").exists()

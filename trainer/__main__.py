@@ -1,0 +1,197 @@
+"""s140-train: train one sentiment classifier on an s140-preprocess data directory.
+
+Example (one machine, the CPU split into two replicas):
+
+  s140-train --data_dir=runs/data --job_dir=runs/bilstm --architecture=bilstm \\
+      --epochs=10 --cpu_replicas=2 --lstm_units=32 --dropout=0.2
+
+Hyperparameters of the architecture are flags of their own (--lstm_units=32) or one
+list (--hparams=lstm_units=32,dropout=0.2); a name the architecture does not take fails
+the command and lists the valid ones. Running the same command again after a kill
+resumes from the last finished epoch. On Vertex AI, AIP_MODEL_DIR, AIP_CHECKPOINT_DIR
+and AIP_TENSORBOARD_LOG_DIR choose the output directories, and TF_CONFIG with more than
+one task selects MultiWorkerMirroredStrategy.
+"""
+
+import dataclasses
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from preprocessing import schema
+from trainer import config
+from trainer import models
+from trainer import strategy
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "An s140-preprocess output directory (local or gs://).")
+_JOB_DIR = flags.DEFINE_string(
+    "job_dir", None,
+    "Where the run writes model.keras, metrics.json, history.json and report.md (local or "
+    "gs://). Default on Vertex AI: the parent of AIP_MODEL_DIR.",
+)
+_ARCHITECTURE = flags.DEFINE_enum(
+    "architecture", _DEFAULTS["architecture"], models.ARCHITECTURES, "Model architecture."
+)
+_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", _DEFAULTS["batch_size"],
+    "Examples per replica per step; the global batch is this times the replicas in sync.",
+)
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
+_PATIENCE = flags.DEFINE_integer(
+    "early_stopping_patience", _DEFAULTS["early_stopping_patience"],
+    "Epochs without a better val_loss before stopping; 0 disables early stopping.",
+)
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", _DEFAULTS["mixed_precision"], config.MIXED_PRECISION_CHOICES,
+    "auto: mixed_float16 on GPUs of compute capability >= 7.0, else float32; float16: "
+    "mixed_float16 (GPU only); bfloat16: mixed_bfloat16; off: float32.",
+)
+_CPU_REPLICAS = flags.DEFINE_integer(
+    "cpu_replicas", _DEFAULTS["cpu_replicas"],
+    "Without GPUs: split the CPU into this many logical devices and mirror over them.",
+)
+_SEED = flags.DEFINE_integer("seed", _DEFAULTS["seed"], "Seed of weights and shuffling.")
+_HPARAMS = flags.DEFINE_list(
+    "hparams", [], "Architecture hyperparameters as name=value pairs, e.g. lstm_units=32,dropout=0.2."
+)
+
+
+def _hyperparameter_types():
+    """{name: type} over all architectures, from the registry's defaults."""
+    types = {}
+    for architecture in models.ARCHITECTURES:
+        for name, default in models.hyperparameters(architecture).items():
+            kind = float if isinstance(default, float) else type(default)
+            if types.setdefault(name, kind) is not kind:
+                raise TypeError(f"Hyperparameter {name} has different types across architectures.")
+    return types
+
+
+_HPARAM_TYPES = _hyperparameter_types()
+_DEFINE_BY_TYPE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_boolean}
+_HPARAM_FLAGS = {
+    name: _DEFINE_BY_TYPE[kind](
+        name, None,
+        "Hyperparameter of " + ", ".join(
+            a for a in models.ARCHITECTURES if name in models.hyperparameters(a)
+        ) + " (default: the architecture's).",
+    )
+    for name, kind in sorted(_HPARAM_TYPES.items())
+}
+
+
+def parse_hparams(architecture, pairs, flag_values=None):
+    """Hyperparameters from `--hparams` pairs and per-hyperparameter flags.
+
+    Args:
+      architecture: the architecture they are for.
+      pairs: strings "name=value"; values are converted to the type of the default.
+      flag_values: {name: value or None} of the per-hyperparameter flags.
+
+    Returns:
+      {name: value} of the hyperparameters given (the rest keep their defaults).
+
+    Raises:
+      ValueError: for a malformed pair, an unknown name (listing the valid ones), a
+        value of the wrong type, or a name given twice.
+    """
+    defaults = models.hyperparameters(architecture)
+    given = {name: value for name, value in (flag_values or {}).items() if value is not None}
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
+            f"Received flags for: {unknown}."
+        )
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"Expected --hparams entries as name=value. Received: {pair!r}.")
+        if name not in defaults:
+            raise ValueError(
+                f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
+                f"Received unknown: {name!r}."
+            )
+        if name in given:
+            raise ValueError(f"Expected {name} once. Received it both as --{name} and in --hparams.")
+        kind = float if isinstance(defaults[name], float) else type(defaults[name])
+        try:
+            given[name] = kind(raw.strip())
+        except ValueError as error:
+            raise ValueError(
+                f"Expected {name} to be {kind.__name__} (default {defaults[name]!r}). "
+                f"Received: {raw!r}."
+            ) from error
+    return given
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
+    if not _DATA_DIR.value:
+        raise app.UsageError("--data_dir is required.")
+    job_dir = _JOB_DIR.value or config.default_job_dir(os.environ)
+    if not job_dir:
+        raise app.UsageError("--job_dir is required (outside Vertex AI, where AIP_MODEL_DIR is unset).")
+    hparams = parse_hparams(
+        _ARCHITECTURE.value,
+        _HPARAMS.value,
+        {name: holder.value for name, holder in _HPARAM_FLAGS.items()},
+    )
+    cfg = config.TrainConfig(
+        data_dir=_DATA_DIR.value,
+        job_dir=job_dir,
+        architecture=_ARCHITECTURE.value,
+        epochs=_EPOCHS.value,
+        batch_size=_BATCH_SIZE.value,
+        learning_rate=_LEARNING_RATE.value,
+        hparams=hparams,
+        early_stopping_patience=_PATIENCE.value,
+        mixed_precision=_MIXED_PRECISION.value,
+        cpu_replicas=_CPU_REPLICAS.value,
+        seed=_SEED.value,
+    )
+    logging.info("Settings: %s", cfg)
+    # trainer.train imports no more than this module did; the strategy (and with it
+    # --cpu_replicas) is set up inside train() before any TensorFlow op runs.
+    from trainer import train
+
+    metrics = train.train(cfg)
+    if not metrics.get("chief", True):
+        print("Worker finished; the chief writes the model, metrics and report.")
+        return
+    outputs = metrics["outputs"]
+    print(
+        f"{metrics['evaluated_on']} accuracy {metrics['accuracy']:.4f} on {metrics['count']} "
+        f"examples after {metrics['epochs_run']} epoch(s).\n"
+        f"Report: {outputs['report']}\n"
+        f"Metrics: {outputs['metrics']}\n"
+        f"Serving model: {outputs['model_dir']}"
+    )
+
+
+# Errors that are the user's to fix: printed as one line, without a traceback.
+_USER_ERRORS = (schema.ContractError, strategy.StrategyError, ValueError, FileNotFoundError)
+
+
+def _main_with_errors(argv):
+    try:
+        main(argv)
+    except _USER_ERRORS as error:
+        logging.error("%s", error)
+        sys.exit(f"s140-train: error: {error}")
+
+
+def run():
+    app.run(_main_with_errors)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,291 @@
+"""The callbacks of a training run: resumable after a kill, chief-only file writes.
+
+Resuming works from the last finished epoch: `BackupAndRestore` saves weights, optimizer
+state and the epoch number at every epoch end and restores them when the same command
+runs again. Three other pieces of state would otherwise restart from nothing and are
+seeded from history.json instead: the history itself (epochs of both runs, each once),
+the best val_loss that `ModelCheckpoint` must beat, and `EarlyStopping`'s patience.
+
+Under MultiWorkerMirroredStrategy every worker runs the same callbacks (they take part
+in the same collectives), but only the chief writes into the run's directories. The
+other workers restore from the chief's backup (the checkpoint dir is shared, e.g. on
+Cloud Storage) and write their own backups, checkpoints and logs to a local temporary
+directory, as the Keras multi-worker guide recommends.
+"""
+
+import importlib.util
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+import time
+import typing
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+HISTORY_FILE = "history.json"
+BEST_MODEL_FILE = "best.keras"
+BACKUP_DIR = "backup"
+EPOCH = "epoch"  # history.json key of the epoch indices (0-based, as Keras counts)
+
+
+# --- history.json.
+
+
+def read_history(path):
+    """history.json as {"epoch": [...], "loss": [...], ...}; empty dict when absent."""
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path, "r") as f:
+        return json.loads(f.read())
+
+
+def _records(history):
+    epochs = history.get(EPOCH, [])
+    return [
+        {EPOCH: epoch, **{key: values[i] for key, values in history.items() if key != EPOCH}}
+        for i, epoch in enumerate(epochs)
+    ]
+
+
+def _columns(records):
+    keys = [EPOCH] + sorted({key for record in records for key in record} - {EPOCH})
+    return {key: [record.get(key) for record in records] for key in keys}
+
+
+def write_json_atomically(path, value):
+    """Writes JSON to `path` via a temporary file and a rename, so that a reader (or a
+    kill at any moment) sees either the old or the new content, never half of it."""
+    directory = posixpath.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        f.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def _initial_epoch(model):
+    # BackupAndRestore.on_train_begin sets this private attribute to the epoch it
+    # resumes from; Keras's fit loop reads the same attribute.
+    return int(getattr(model, "_initial_epoch", None) or 0)
+
+
+def prior_epochs(history_path, model):
+    """Records of history.json from before the epoch this fit starts at (a resume)."""
+    start = _initial_epoch(model)
+    return [record for record in _records(read_history(history_path)) if record[EPOCH] < start]
+
+
+class HistoryFile(keras.callbacks.Callback):
+    """Appends each finished epoch's logs to history.json (atomically).
+
+    At the first epoch of a fit it drops recorded epochs >= that epoch: a resumed run
+    keeps the epochs it does not repeat, and a fresh run in a reused job dir starts a
+    new history. Place it *before* BackupAndRestore: an epoch is recorded before its
+    backup, so a kill in between repeats that epoch, which then replaces its record.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._records = None
+
+    def on_train_begin(self, logs=None):
+        self._records = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._records is None:
+            self._records = [r for r in _records(read_history(self.path)) if r[EPOCH] < epoch]
+            if self._records:
+                logging.info(
+                    "Resuming at epoch %d; history.json keeps epochs %s.",
+                    epoch + 1,
+                    [r[EPOCH] for r in self._records],
+                )
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {EPOCH: epoch, **{key: float(value) for key, value in (logs or {}).items()}}
+        self._records = [r for r in self._records if r[EPOCH] < epoch] + [record]
+        write_json_atomically(self.path, _columns(self._records))
+
+
+# --- Resume-aware Keras callbacks.
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose best value and patience count carry over a resume."""
+
+    def __init__(self, history_path, **kwargs):
+        super().__init__(**kwargs)
+        self.history_path = history_path
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        previous = [r for r in prior_epochs(self.history_path, self.model) if self.monitor in r]
+        if previous:
+            best = min(previous, key=lambda r: r[self.monitor])
+            self.best, self.best_epoch = best[self.monitor], best[EPOCH]
+            self.wait = previous[-1][EPOCH] - best[EPOCH]
+            # best_weights stay None: the resumed run cannot restore the killed run's
+            # weights from memory; the trainer reloads them from best.keras instead.
+
+
+class ResumableModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint(save_best_only) that, after a resume, must beat the best val_loss
+    of the epochs before the kill rather than overwrite it with a worse model."""
+
+    def __init__(self, filepath, history_path, **kwargs):
+        super().__init__(filepath, save_best_only=True, **kwargs)
+        self.history_path = history_path
+
+    def on_train_begin(self, logs=None):
+        previous = [r[self.monitor] for r in prior_epochs(self.history_path, self.model) if self.monitor in r]
+        if previous and tf.io.gfile.exists(self.filepath):
+            self.best = min(previous)
+
+
+class RestoreFromChiefBackup(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's BackupAndRestore: restores the chief's backup (so all
+    workers resume at the same epoch) but saves to its own throw-away directory."""
+
+    def __init__(self, chief_backup_dir, own_dir):
+        super().__init__(chief_backup_dir)
+        self._own_dir = own_dir
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.backup_dir = self._own_dir
+        self._weights_path = posixpath.join(self._own_dir, "latest.weights.h5")
+        self._training_metadata_path = posixpath.join(self._own_dir, "training_metadata.json")
+        self._prev_weights_path = f"{self._weights_path}.bkp"
+        self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
+
+
+# --- Progress.
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs each epoch's metrics and training throughput; keeps the timings.
+
+    Training time runs from the epoch's start to the start of its validation, so
+    examples/s measure training alone.
+    """
+
+    def __init__(self, examples_per_epoch):
+        super().__init__()
+        self.examples_per_epoch = examples_per_epoch
+        self.train_seconds = []  # one per epoch run by this process
+        self._start = None
+        self._train_end = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._train_end is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        seconds = (self._train_end or now) - self._start
+        self.train_seconds.append(seconds)
+        self._start = None
+        metrics = ", ".join(f"{key} {float(value):.4f}" for key, value in sorted((logs or {}).items()))
+        logging.info(
+            "Epoch %d/%d: %s; %.1f s training, %.0f examples/s.",
+            epoch + 1,
+            self.params.get("epochs", 0),
+            metrics,
+            seconds,
+            self.examples_per_epoch / max(seconds, 1e-9),
+        )
+
+    def examples_per_second(self):
+        """Mean training throughput over the epochs of this process (None before any)."""
+        total = sum(self.train_seconds)
+        if not total:
+            return None
+        return self.examples_per_epoch * len(self.train_seconds) / total
+
+
+# --- Assembly.
+
+
+def tensorboard_available():
+    """Whether tf.summary can write: it needs the separate tensorboard package."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class RunCallbacks(typing.NamedTuple):
+    callbacks: list
+    epoch_logger: EpochLogger
+    best_model_path: str  # where the best-val_loss model of this process is saved
+    scratch_dir: typing.Optional[str]  # a non-chief's temporary dir, to delete after fit
+
+    def cleanup(self):
+        if self.scratch_dir:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+
+
+def make_callbacks(
+    *,
+    job_dir,
+    checkpoint_dir,
+    log_dir,
+    chief,
+    early_stopping_patience,
+    examples_per_epoch,
+):
+    """The callbacks of one run, in the order their side effects need.
+
+    Args:
+      job_dir: where history.json goes.
+      checkpoint_dir: BackupAndRestore state (`backup/`) and `best.keras`.
+      log_dir: TensorBoard logs.
+      chief: whether this process writes the run's files.
+      early_stopping_patience: epochs without a better val_loss before stopping; 0 = never.
+      examples_per_epoch: training examples per epoch, for throughput logs.
+
+    Returns:
+      A `RunCallbacks`.
+    """
+    history_path = posixpath.join(job_dir, HISTORY_FILE)
+    chief_backup = posixpath.join(checkpoint_dir, BACKUP_DIR)
+    scratch = None if chief else tempfile.mkdtemp(prefix="s140-worker-")
+    best_model_path = posixpath.join(checkpoint_dir if chief else scratch, BEST_MODEL_FILE)
+    logger = EpochLogger(examples_per_epoch)
+
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if chief:
+        callbacks.append(HistoryFile(history_path))  # before the backup: see HistoryFile
+        # double_checkpoint: a kill while the backup is written (preemption strikes at
+        # any moment) leaves the previous epoch's backup to resume from.
+        callbacks.append(keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True))
+    else:
+        callbacks.append(RestoreFromChiefBackup(chief_backup, posixpath.join(scratch, BACKUP_DIR)))
+    if early_stopping_patience:
+        callbacks.append(
+            ResumableEarlyStopping(
+                history_path,
+                monitor="val_loss",
+                patience=early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    callbacks.append(ResumableModelCheckpoint(best_model_path, history_path, monitor="val_loss"))
+    if tensorboard_available():
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir if chief else posixpath.join(scratch, "logs"))
+        )
+    else:
+        logging.warning(
+            "TensorBoard is not installed (TensorFlow 2.21 no longer depends on it): no "
+            "logs in %s. `pip install tensorboard` to get them.",
+            log_dir,
+        )
+    callbacks.append(logger)
+    return RunCallbacks(callbacks, logger, best_model_path, scratch)

@@ -43,26 +43,23 @@ _RULES = (
     _collapse_repeats("abcdefghi"),
     _collapse_repeats("jklmnopqr"),
     _collapse_repeats("stuvwxyz"),
-    # Punctuation that carries sentiment becomes one token per run.
-    (r"\.{2,}", "..."),
-    (r"!+", "!"),
-    (r"\?+", "?"),
-    (r",+", ","),
-    (r"(\.\.\.|[.,!?])", " \\1 "),
+    # Punctuation that carries sentiment becomes one token per run: "!!!" -> "!",
+    # "...." -> "...". A group that did not match rewrites to "", so one rule serves all.
+    (r"\.{2,}", " ... "),
+    (r"(!)!*|(\?)\?*|(,),*|(\.\.\.|\.)", " \\1\\2\\3\\4 "),
     # Everything else that is not a letter, a digit or an apostrophe separates tokens.
     (r"[^\p{L}\p{N}!?.,']+", " "),
     # Contractions the way GloVe's tokenizer split them ("don't" -> "do n't", "it's" ->
-    # "it 's"). They are first swapped for control characters (the rule above removed any
-    # real ones) so that the quote-stripping rules below cannot eat the "'s" of an
+    # "it 's"). Their apostrophe is swapped for a control character (the rule above
+    # removed any real ones) so that the quote-stripping rule cannot eat the "'s" of an
     # already split "it 's": standardizing standardized text must change nothing, since
     # the stored `text` feature is fed back through the serving model.
-    (r"n't\b", "\x02"),
-    (r"'(s|m|re|ll|ve|d)\b", "\x01\\1"),
-    # Apostrophes used as quotes (at either end of a word) are not contractions.
+    (r"(n)'(t)\b|'(s|m|re|ll|ve|d)\b", " \\1\x01\\2\\3"),
+    # Apostrophes used as quotes (at either end of a word) are not contractions. Two
+    # rules, since one would consume the space between "talkin' 'bout" for both.
     (r"(^|\s)'+", "\\1"),
     (r"'+(\s|$)", "\\1"),
-    (r"\x02", " n't"),
-    (r"\x01", " '"),
+    (r"\x01", "'"),
     (r"\s+", " "),
 )
 

@@ -97,3 +97,13 @@ def test_fixed_point_on_the_built_in_sample(tmp_path):
         tweets = [row[5] for row in csv.reader(handle)]
     once = text.standardize_batch(tweets)
     assert text.standardize_batch(once) == once
+
+
+def test_fixed_point_on_real_tweets(shared_data):
+    import csv
+
+    with open(shared_data / "sentiment140" / "train_sample.csv", encoding="latin-1", newline="") as handle:
+        tweets = [row[5] for row in csv.reader(handle)]
+    once = text.standardize_batch(tweets)
+    assert text.standardize_batch(once) == once
+    assert sum(not clean for clean in once) == 0  # every real tweet keeps a token

@@ -177,8 +177,8 @@ def main(argv):
     )
 
 
-# Errors that are the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (schema.ContractError, strategy.StrategyError, ValueError, FileNotFoundError)
+# Errors that are certainly the user's to fix: printed as one line, without a traceback.
+_USER_ERRORS = (schema.ContractError, strategy.StrategyError, FileNotFoundError)
 
 
 def _main_with_errors(argv):
@@ -186,6 +186,12 @@ def _main_with_errors(argv):
         main(argv)
     except _USER_ERRORS as error:
         logging.error("%s", error)
+        sys.exit(f"s140-train: error: {error}")
+    except ValueError as error:
+        # Mostly settings (an unknown hyperparameter, a kernel longer than max_length),
+        # but TensorFlow and Keras raise ValueError for their own failures too: keep the
+        # traceback in the log, end with the message.
+        logging.exception("Training failed.")
         sys.exit(f"s140-train: error: {error}")
 
 

@@ -143,6 +143,7 @@ class ResumableModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self.history_path = history_path
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         previous = [r[self.monitor] for r in prior_epochs(self.history_path, self.model) if self.monitor in r]
         if previous and tf.io.gfile.exists(self.filepath):
             self.best = min(previous)

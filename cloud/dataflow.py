@@ -49,6 +49,12 @@ class DataflowConfig:
         storage.parse_gs_uri(self.output_dir, what="--output_dir (the job's base output directory)")
         if isinstance(self.max_num_workers, bool) or not isinstance(self.max_num_workers, int) or self.max_num_workers < 1:
             raise LaunchError(f"Expected --max_num_workers >= 1. Received: {self.max_num_workers!r}.")
+        image = self.sdk_container_image
+        if image is not None and ("/" not in image or any(c.isspace() for c in image)):
+            raise LaunchError(
+                "Expected --image_uri to be a container image such as "
+                f"{self.region}-docker.pkg.dev/{self.project}/REPOSITORY/s140-trainer:latest. Received: {image!r}."
+            )
         if not re.fullmatch(r"[a-z]([-a-z0-9]{0,62}[a-z0-9])?", self.job_name):
             raise LaunchError(
                 f"Expected a Dataflow job name of lower-case letters, digits and hyphens, starting "

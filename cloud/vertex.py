@@ -244,7 +244,7 @@ class JobConfig:
                 "Expected --service_account as an e-mail, e.g. trainer@PROJECT.iam.gserviceaccount.com. "
                 f"Received: {self.service_account!r}."
             )
-        if not re.fullmatch(r"[^\s]{1,128}", self.display_name):
+        if not isinstance(self.display_name, str) or not re.fullmatch(r"[^\n]{1,128}", self.display_name):
             raise SpecError(f"Expected a display name of 1-128 characters. Received: {self.display_name!r}.")
         object.__setattr__(self, "env", dict(self.env))
         object.__setattr__(self, "labels", dict(self.labels))

@@ -92,6 +92,8 @@ def test_tune_dry_run_has_chief_and_workers():
          "Expected no accelerator for preprocess"),
         (["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=data/train.csv"],
          "Expected --train_csv of a cloud job to be a gs:// location. Received: 'data/train.csv'"),
+        (["preprocess", *COMMON[:3], "--image_uri=trainer", "--dry_run", "--", "--train_csv=gs://b/t.csv"],
+         "Expected --image_uri to be a container image such as us-central1-docker.pkg.dev/p/REPOSITORY/s140-trainer:latest. Received: 'trainer'."),
         (["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=gs://b/t.csv", "--runner=DirectRunner"],
          "Expected Beam options that s140-submit sets to come from its own flags. Received --runner"),
     ],

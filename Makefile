@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= cpu,glove,plots,test
+EXTRAS ?= cpu,glove,plots,test,cloud
 DEMO_DIR ?= demo
 
 .PHONY: demo test bench clean

@@ -1,0 +1,167 @@
+"""Benchmark: s140-train against the course's way of training, on the real data.
+
+For every architecture, on the real Sentiment140 rows of ../shared/data (train_sample.csv
+split into train/val by the Beam job, GloVe 50d subset, frozen):
+
+  speed     training examples/second of `trainer.train.train` (tf.data from the TFRecords,
+            MirroredStrategy) against the course's way: the same Keras model, same
+            batch size, fed from in-memory NumPy arrays with `model.fit`. Both timed by
+            the same callback (epoch start to validation start), in this run.
+  headroom  examples/second of the input pipeline alone (`trainer.data.make_dataset`)
+            against the training rate of the fastest architecture.
+  quality   each architecture's accuracy on the validation split and on the official
+            test set (359 positive/negative tweets), beside a TF-IDF + logistic
+            regression baseline trained on the same training rows in the same run. The
+            test set is only scored, never used to choose anything.
+
+Run:  .venv/bin/python bench/train_bench.py [--epochs=3] [--architectures=gap,bilstm]
+Prints Markdown tables; copy them into docs/benchmarks.md.
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BATCH_SIZE = 64
+
+
+def preprocess(work):
+    from preprocessing import config, pipeline
+
+    out = work / "data"
+    pipeline.preprocess(
+        config.PreprocessConfig(
+            train_csv=(str(SHARED / "sentiment140" / "train_sample.csv"),),
+            test_csv=(str(SHARED / "sentiment140" / "testdata.manual.2009.06.14.csv"),),
+            glove=str(SHARED / "glove" / "glove.6B.50d.top50k_s140train.txt"),
+            output_dir=str(out),
+            num_shards=4,
+        )
+    )
+    return str(out)
+
+
+def s140_train(data_dir, job_dir, architecture, epochs):
+    from trainer import config, train
+
+    metrics = train.train(
+        config.TrainConfig(
+            data_dir=data_dir, job_dir=job_dir, architecture=architecture, epochs=epochs,
+            batch_size=BATCH_SIZE, early_stopping_patience=0,
+        )
+    )
+    import json
+
+    history = json.loads(pathlib.Path(job_dir, "history.json").read_text())
+    return metrics, max(history["val_accuracy"])
+
+
+def course_fit(contract, arrays, architecture, epochs):
+    """The course's loop: NumPy arrays in memory, model.fit, no tf.data, no strategy."""
+    import keras
+
+    from trainer import callbacks, models
+
+    model = models.build_model(
+        architecture, vocab_size=contract.vocab_size, embedding_dim=contract.embedding_dim,
+        max_length=contract.max_length, embedding_matrix=contract.embeddings,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    (x_train, y_train), (x_val, y_val) = arrays
+    timer = callbacks.EpochLogger(len(x_train))
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=BATCH_SIZE, epochs=epochs,
+              callbacks=[timer], verbose=0)
+    return timer.examples_per_second()
+
+
+def numpy_split(data_dir, split):
+    from preprocessing import schema
+    from trainer import data
+
+    records = data.read_records(data_dir, split)
+    return records[schema.TOKEN_IDS], records[schema.LABEL].astype("float32")
+
+
+def input_rate(data_dir, contract, passes=3):
+    """Examples/s of the input pipeline alone, after the first pass filled its cache."""
+    from trainer import data
+
+    dataset = data.make_dataset(data_dir, "train", batch_size=BATCH_SIZE, max_length=contract.max_length,
+                                shuffle=True, seed=0)
+    for _ in dataset:  # fills the cache, as the first training epoch does
+        pass
+    start = time.perf_counter()
+    for _ in range(passes):
+        for _ in dataset:
+            pass
+    return passes * contract.count("train") / (time.perf_counter() - start)
+
+
+def tfidf_baseline(data_dir):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from preprocessing import schema
+    from trainer import data
+
+    def texts(split):
+        records = data.read_records(data_dir, split)
+        return [t.decode("utf-8") for t in records[schema.TEXT]], records[schema.LABEL]
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = texts("train"), texts("val"), texts("test")
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"\S+")
+    classifier = LogisticRegression(C=1.0, max_iter=2000).fit(vectorizer.fit_transform(train_x), train_y)
+    score = lambda x, y: float(np.mean(classifier.predict(vectorizer.transform(x)) == y))  # noqa: E731
+    return score(val_x, val_y), score(test_x, test_y)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--architectures", default="flatten,gap,bilstm,stacked_bilstm,conv1d,bigru,conv_lstm")
+    args = parser.parse_args()
+    if not (SHARED / "sentiment140" / "train_sample.csv").exists():
+        sys.exit(f"Real data not found at {SHARED} (set S140_SHARED_DATA); nothing to measure.")
+    from trainer import data
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="s140-train-bench-"))
+    data_dir = preprocess(work)
+    contract = data.load_contract(data_dir)
+    arrays = (numpy_split(data_dir, "train"), numpy_split(data_dir, "val"))
+    rows = []
+    for architecture in args.architectures.split(","):
+        metrics, val_accuracy = s140_train(data_dir, str(work / architecture), architecture, args.epochs)
+        course = course_fit(contract, arrays, architecture, args.epochs)
+        ours = metrics["train_examples_per_second"]
+        rows.append((architecture, val_accuracy, metrics["accuracy"], ours, course))
+        print(f"{architecture}: val {val_accuracy:.4f} test {metrics['accuracy']:.4f} "
+              f"s140 {ours:,.0f}/s course {course:,.0f}/s", flush=True)
+    pipeline_rate = input_rate(data_dir, contract)
+    baseline_val, baseline_test = tfidf_baseline(data_dir)
+
+    print(f"\n{contract.count('train'):,} training examples, batch {BATCH_SIZE}, {args.epochs} epochs, "
+          f"{os.cpu_count()} cores, GloVe 50d frozen\n")
+    print("| architecture | val accuracy | test accuracy (359) | s140-train ex/s | course ex/s | speed ratio |")
+    print("|---|---|---|---|---|---|")
+    for architecture, val_accuracy, test_accuracy, ours, course in rows:
+        print(f"| {architecture} | {val_accuracy:.4f} | {test_accuracy:.4f} | {ours:,.0f} | {course:,.0f} | {ours / course:.2f} |")
+    print(f"| TF-IDF + logistic regression (baseline) | {baseline_val:.4f} | {baseline_test:.4f} | | | |")
+    fastest = max(rows, key=lambda row: row[3])
+    print(f"\ninput pipeline alone: {pipeline_rate:,.0f} examples/s; fastest architecture ({fastest[0]}) "
+          f"trains at {fastest[3]:,.0f}/s; headroom ratio {pipeline_rate / fastest[3]:.1f}")
+    best_val = max(rows, key=lambda row: row[1])
+    print(f"best architecture by validation accuracy: {best_val[0]} (val {best_val[1]:.4f}, test {best_val[2]:.4f}); "
+          f"beats the baseline on val: {best_val[1] > baseline_val}, on test: {best_val[2] > baseline_test}")
+
+
+if __name__ == "__main__":
+    main()

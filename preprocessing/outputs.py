@@ -6,6 +6,7 @@ to a temporary name and rename, which is atomic on POSIX.
 
 import io
 import posixpath
+import shutil
 import uuid
 
 import numpy as np
@@ -22,6 +23,15 @@ def write_bytes(path, data):
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     with FileSystems.create(temporary, compression_type="uncompressed") as handle:
         handle.write(data)
+    FileSystems.rename([temporary], [path])
+    return path
+
+
+def copy_local_file(local_path, path):
+    """Streams a local file to `path` (local or gs://) under a temporary name, then renames."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(local_path, "rb") as source, FileSystems.create(temporary, compression_type="uncompressed") as target:
+        shutil.copyfileobj(source, target, length=8 << 20)
     FileSystems.rename([temporary], [path])
     return path
 

@@ -393,3 +393,29 @@ def test_preprocess_reads_csvs_and_glove_from_gs(tmp_path, client, proxy, anonym
 
     contract = data.load_contract(str(out))
     assert contract.vocab_size == metadata["vocab_size"]
+
+
+def test_preprocess_writes_its_data_dir_to_gs(tmp_path, client, anonymous_beam):
+    from preprocessing import config, pipeline, sample, schema
+    from trainer import data
+
+    sample.write_sample_csv(tmp_path / "train.csv", num_rows=300, seed=5, bad_rows=1)
+    glove = tmp_path / "glove.4d.txt"
+    glove.write_text("".join(f"{word} 0.1 0.2 0.3 {i / 10}\n" for i, word in enumerate(["the", "i", "good", "bad"])))
+    metadata = pipeline.preprocess(
+        config.PreprocessConfig(
+            train_csv=(str(tmp_path / "train.csv"),), output_dir=f"gs://{BUCKET}/data", glove=str(glove),
+            max_length=16, num_shards=2,
+        )
+    )
+    names = {blob.name for blob in client.list_blobs(BUCKET, prefix="data/")}
+    assert {"data/metadata.json", "data/vocab.txt", "data/embeddings.npy"} <= names
+    assert not [name for name in names if ".tmp-" in name]  # every temporary name was renamed
+    shards = sorted(name for name in names if name.startswith("data/train/"))
+    assert shards == [f"data/train/part-0000{i}-of-00002.tfrecord.gz" for i in range(2)]
+    # The directory, copied down, is a complete data directory with every example in it.
+    storage.download_dir(f"gs://{BUCKET}/data", str(tmp_path / "copy"), client=client)
+    contract = data.load_contract(str(tmp_path / "copy"))
+    assert contract.vocab_size == metadata["vocab_size"]
+    records = data.read_records(str(tmp_path / "copy"), "train")
+    assert len(records[schema.LABEL]) == metadata["counts"]["train"]

@@ -58,7 +58,13 @@ def test_cpu_replicas_split_the_cpu():
 
 def test_plain_cpu():
     plan = strategy.plan_strategy({}, num_gpus=0)
-    assert (plan.devices, plan.logical_cpus) == (("/cpu:0",), 0)
+    assert (plan.kind, plan.devices, plan.logical_cpus) == (strategy.SINGLE_DEVICE, ("/cpu:0",), 0)
+
+
+def test_one_gpu_is_a_single_device_and_two_are_mirrored():
+    assert strategy.plan_strategy(None, num_gpus=1).kind == strategy.SINGLE_DEVICE
+    assert strategy.plan_strategy(None, num_gpus=1).devices == ("/gpu:0",)
+    assert strategy.plan_strategy(None, num_gpus=2).kind == strategy.MIRRORED
 
 
 def test_parameter_servers_are_refused():
@@ -123,8 +129,10 @@ def test_two_cpu_replicas_are_in_sync():
     assert float(distribution.reduce(tf.distribute.ReduceOp.SUM, result, axis=None)) == 3.0
 
 
-def test_one_cpu_replica():
-    assert strategy.choose_strategy(cpu_replicas=1, environ={}).num_replicas_in_sync == 1
+def test_one_cpu_replica_is_the_default_strategy():
+    distribution = strategy.choose_strategy(cpu_replicas=1, environ={})
+    assert distribution.num_replicas_in_sync == 1
+    assert distribution is tf.distribute.get_strategy()  # no distributed step per batch
 
 
 def test_other_cpu_count_after_initialisation_is_a_clear_error():

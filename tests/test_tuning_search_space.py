@@ -209,3 +209,28 @@ def test_compile_matches_the_trainer():
     assert ours.optimizer.get_config() == {**theirs.optimizer.get_config(), "name": ours.optimizer.name}
     assert ours.loss == theirs.loss
     assert [m.name for m in ours.metrics] == [m.name for m in theirs.metrics]
+
+
+def test_bayesian_optimisation_proposes_valid_configurations(tmp_path):
+    # The Gaussian process sees every hyperparameter of every architecture; what it
+    # proposes must still be one architecture's own values.
+    oracle = keras_tuner.oracles.BayesianOptimizationOracle(
+        objective=keras_tuner.Objective("val_accuracy", "max"),
+        max_trials=8,
+        num_initial_points=3,
+        hyperparameters=search_space.declared_space(
+            architectures=("gap", "conv1d", "bigru"), max_length=MAX_LENGTH
+        ),
+        seed=2,
+    )
+    oracle._set_project_dir(str(tmp_path), "search")
+    for i in range(4):  # 3 random initial points, then the Gaussian process proposes
+        trial = oracle.create_trial(f"tuner{i}")
+        values = trial.hyperparameters.values
+        architecture = values["architecture"]
+        own = {search_space.hp_name(architecture, k) for k in search_space.SEARCH_SPACE[architecture]}
+        assert set(values) == {"architecture", "learning_rate"} | own
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5 + 0.01 * i})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert len(oracle.trials) == 4

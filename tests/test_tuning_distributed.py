@@ -94,7 +94,6 @@ def test_every_process_of_a_cluster_has_a_unique_worker_id_and_one_oracle(spec):
 
 def test_keras_tuner_reads_the_environment_as_intended():
     envs = distributed.keras_tuner_env(VERTEX)
-    environ = {}
     with distributed.kerastuner_environment(envs["oracle"]):
         assert kt_distribute_utils.has_chief_oracle() and kt_distribute_utils.is_chief_oracle()
     with distributed.kerastuner_environment(envs["worker"]):

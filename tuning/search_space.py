@@ -27,10 +27,10 @@ Deliberate choices:
 import dataclasses
 import typing
 
-import keras
 import keras_tuner
 
 from trainer import models
+from trainer import train
 
 ARCHITECTURE = "architecture"
 LEARNING_RATE = "learning_rate"
@@ -250,18 +250,6 @@ def trial_config(values):
     return architecture, float(values[LEARNING_RATE]), hparams
 
 
-def compile_model(model, learning_rate):
-    """Compiles like `s140-train` does (trainer.train._build_and_compile): Adam, binary
-    cross-entropy, accuracy. trainer has no public compile step to import; a test keeps
-    the two identical."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
 class SentimentHyperModel(keras_tuner.HyperModel):
     """Builds and compiles one trial's classifier on the data contract's frozen GloVe.
 
@@ -307,4 +295,4 @@ class SentimentHyperModel(keras_tuner.HyperModel):
             embedding_matrix=self.contract.embeddings,  # frozen GloVe in every trial
             **hparams,
         )
-        return compile_model(model, learning_rate)
+        return train.compile_model(model, learning_rate)

@@ -24,7 +24,6 @@ import tempfile
 import typing
 
 import apache_beam as beam
-import numpy as np
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
@@ -394,8 +393,3 @@ def preprocess(cfg, beam_args=()):
         build(pipeline, cfg, input_files, glove_dim, visible_options)
     with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
         return json.loads(handle.read().decode("utf-8"))
-
-
-def load_embeddings(path):
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        return np.load(handle)

@@ -30,8 +30,3 @@ def build_vocabulary(counts, *, vocab_size, min_count):
 def vocab_file_text(vocabulary):
     # Padding is the empty string, so the file starts with an empty line: line i = id i.
     return "".join(token + "\n" for token in vocabulary.tokens)
-
-
-def load_vocab_lines(text):
-    """Inverse of vocab_file_text."""
-    return text.split("\n")[:-1]

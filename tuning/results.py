@@ -324,7 +324,7 @@ def render_summary(cfg, records, best, *, best_metrics=None, planned=None, epoch
         + (f", {len(running)} unfinished" if running else "")
         + (f" (planned: {planned})" if planned else "")
         + " |",
-        f"| budget | " + (
+        "| budget | " + (
             f"Hyperband, max_epochs {cfg.max_epochs}, factor {cfg.hyperband_factor}"
             if cfg.tuner == "hyperband"
             else f"max_trials {cfg.max_trials}, max_epochs {cfg.max_epochs}"

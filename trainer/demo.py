@@ -5,12 +5,14 @@ epochs, two CPU replicas under MirroredStrategy, frozen real GloVe vectors) -> r
 a few predictions from the exported model, which takes raw tweet text.
 """
 
+import logging as py_logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep the demo readable
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 
 _DEMO_DIR = flags.DEFINE_string("demo_dir", "demo", "Where the demo writes everything.")
 _ARCHITECTURE = flags.DEFINE_string("architecture", "bilstm", "Which architecture to train.")
@@ -28,6 +30,9 @@ EXAMPLES = (
 
 def main(argv):
     del argv
+    # The demo prints its own progress; the libraries' INFO lines would bury it.
+    logging.set_verbosity(logging.WARNING)
+    py_logging.getLogger("tensorflow").setLevel(py_logging.WARNING)
     # The CPU must be split into two logical devices before TensorFlow starts, and the
     # preprocessing job below already runs TensorFlow ops: split first.
     from trainer import strategy

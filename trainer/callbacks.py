@@ -289,4 +289,12 @@ def make_callbacks(
             log_dir,
         )
     callbacks.append(logger)
+    # Keras runs batch hooks on the training thread, converting every step's logs to
+    # Python (a device sync per step), unless every callback with a batch hook is marked
+    # async_safe. Ours act once per epoch (TensorBoard, backups and checkpoints at epoch
+    # frequency); TerminateOnNaN checking a step's loss off-thread stops the run a few
+    # steps later at most. Without this, small models trained at ~0.65x the examples/s
+    # of a plain `fit` (docs/benchmarks.md).
+    for callback in callbacks:
+        callback.async_safe = True
     return RunCallbacks(callbacks, logger, best_model_path, scratch)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,glove,plots,test,cloud
 DEMO_DIR ?= demo
 
-.PHONY: demo test bench clean
+.PHONY: demo test clean
 
 $(BIN)/.installed: setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

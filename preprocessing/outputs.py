@@ -4,6 +4,7 @@ Cloud Storage objects appear only when their upload completes; on a local disk w
 to a temporary name and rename, which is atomic on POSIX.
 """
 
+import contextlib
 import io
 import posixpath
 import shutil
@@ -19,20 +20,25 @@ class OutputDirNotEmpty(FileExistsError):
     pass
 
 
-def write_bytes(path, data):
+@contextlib.contextmanager
+def _created_atomically(path):
+    """A writable handle on a temporary name beside `path`, renamed to `path` on success."""
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     with FileSystems.create(temporary, compression_type="uncompressed") as handle:
-        handle.write(data)
+        yield handle
     FileSystems.rename([temporary], [path])
+
+
+def write_bytes(path, data):
+    with _created_atomically(path) as handle:
+        handle.write(data)
     return path
 
 
 def copy_local_file(local_path, path):
     """Streams a local file to `path` (local or gs://) under a temporary name, then renames."""
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(local_path, "rb") as source, FileSystems.create(temporary, compression_type="uncompressed") as target:
+    with open(local_path, "rb") as source, _created_atomically(path) as target:
         shutil.copyfileobj(source, target, length=8 << 20)
-    FileSystems.rename([temporary], [path])
     return path
 
 

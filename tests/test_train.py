@@ -22,6 +22,7 @@ from trainer import callbacks
 from trainer import config
 from trainer import data
 from trainer import export
+from trainer import files
 from trainer import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def test_a_fresh_run_replaces_an_old_history(tmp_path):
 
 def test_early_stopping_patience_carries_over_a_resume(tmp_path):
     path = str(tmp_path / "history.json")
-    callbacks.write_json_atomically(
+    files.write_json(
         path, {"epoch": [0, 1, 2], "val_loss": [0.5, 0.4, 0.45], "loss": [1.0, 0.9, 0.8]}
     )
     stopping = callbacks.ResumableEarlyStopping(path, monitor="val_loss", patience=2)

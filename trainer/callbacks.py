@@ -15,7 +15,6 @@ directory, as the Keras multi-worker guide recommends.
 
 import importlib.util
 import json
-import os
 import posixpath
 import shutil
 import tempfile
@@ -25,6 +24,8 @@ import typing
 import keras
 import tensorflow as tf
 from absl import logging
+
+from trainer import files
 
 HISTORY_FILE = "history.json"
 BEST_MODEL_FILE = "best.keras"
@@ -54,18 +55,6 @@ def _records(history):
 def _columns(records):
     keys = [EPOCH] + sorted({key for record in records for key in record} - {EPOCH})
     return {key: [record.get(key) for record in records] for key in keys}
-
-
-def write_json_atomically(path, value):
-    """Writes JSON to `path` via a temporary file and a rename, so that a reader (or a
-    kill at any moment) sees either the old or the new content, never half of it."""
-    directory = posixpath.dirname(path)
-    if directory:
-        tf.io.gfile.makedirs(directory)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _initial_epoch(model):
@@ -110,7 +99,7 @@ class HistoryFile(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {EPOCH: epoch, **{key: float(value) for key, value in (logs or {}).items()}}
         self._records = [r for r in self._records if r[EPOCH] < epoch] + [record]
-        write_json_atomically(self.path, _columns(self._records))
+        files.write_json(self.path, _columns(self._records))
 
 
 # --- Resume-aware Keras callbacks.

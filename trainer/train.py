@@ -31,6 +31,7 @@ from trainer import config as config_lib
 from trainer import data
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
+from trainer import files
 from trainer import models
 from trainer import report as report_lib
 from trainer import strategy as strategy_lib
@@ -222,7 +223,7 @@ def train(cfg, *, environ=None):
     )
     outputs.update({key: path for key, path in report_paths.items() if path})
     metrics["wall_time_seconds"] = time.perf_counter() - started
-    callbacks_lib.write_json_atomically(outputs["metrics"], metrics)
+    files.write_json(outputs["metrics"], metrics)
     auc = metrics.get("roc_auc")
     logging.info(
         "%s accuracy %.4f, f1 %.4f, ROC AUC %s over %d examples; %d epoch(s); %.0f s.",

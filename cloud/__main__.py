@@ -9,8 +9,11 @@
   s140-submit tune ... --parallel_trials=4 -- --data_dir=gs://B/prep/data ...
 
 Everything after `--` goes to the job's own command (s140-preprocess, s140-train or
-s140-tune). --dry_run prints the Dataflow command line or the CustomJob request body as
-JSON and submits nothing. The flag parser is argparse with sub-commands (absl has none);
+s140-tune). Local input files named there (--train_csv, --test_csv, a --glove file,
+--data_dir) are uploaded to --staging_dir first, one progress line per file, and the
+job gets their gs:// copies (cloud/staging.py). --dry_run prints what would be uploaded,
+then the Dataflow command line or the CustomJob request body as JSON, and uploads,
+writes and submits nothing. The flag parser is argparse with sub-commands (absl has none);
 unknown or abbreviated flags fail.
 """
 
@@ -23,6 +26,7 @@ import sys
 from cloud import arguments
 from cloud import dataflow
 from cloud import machines
+from cloud import staging
 from cloud import storage
 from cloud import vertex
 
@@ -60,7 +64,11 @@ def build_parser():
     common.add_argument("--accelerator_count", type=int, default=None,
                         help="GPUs per machine (default: the machine type's, or 1 on n1-*).")
     common.add_argument("--service_account", help="Service account e-mail the job runs as.")
-    common.add_argument("--dry_run", action="store_true", help="Print what would be submitted; submit nothing.")
+    common.add_argument("--dry_run", action="store_true",
+                        help="Print what would be uploaded and submitted; upload and submit nothing.")
+    common.add_argument("--staging_dir",
+                        help="gs:// directory where the job's local input files are uploaded "
+                             "(default: OUTPUT_DIR/staging).")
     common.add_argument("--display_name", help="Job name (default: s140-COMMAND-[ARCHITECTURE-]TIMESTAMP).")
 
     vertex_flags = _Parser(add_help=False, allow_abbrev=False)
@@ -118,7 +126,7 @@ def _job_config(args, job_args, now):
     )
 
 
-def _preprocess(args, job_args, now, out, run_command):
+def _preprocess(args, job_args, now, out, run_command, credentials):
     arguments.check_project_and_region(args.project, args.region)
     arguments.require(args.output_dir, "output_dir", "gs://BUCKET/prep")
     if args.accelerator_type or args.accelerator_count:
@@ -137,12 +145,51 @@ def _preprocess(args, job_args, now, out, run_command):
         service_account=args.service_account,
         job_name=args.display_name or arguments.display_name("preprocess", [], now),
     )
-    command = dataflow.preprocess_command(cfg, job_args)
+    staged = _staging_plan(args, job_args)
+    command = dataflow.preprocess_command(cfg, staged.args)
     if args.dry_run:
+        staging.describe(staged)
         print(json.dumps(command, indent=2), file=out)
         return 0
+    staging.upload(staged, client=_storage_client(staged, args, credentials))
     print("s140-submit: launching " + " ".join(command), file=sys.stderr, flush=True)
     return run_command(command)
+
+
+def _staging_plan(args, job_args):
+    return staging.plan(args.command, job_args, args.staging_dir or staging.default_staging_dir(args.output_dir))
+
+
+def _storage_client(staged, args, credentials):
+    """A Cloud Storage client when there is something to upload: none is made (and no
+    credentials are looked up) for a job whose inputs are all on gs:// already."""
+    return storage.make_client(project=args.project, credentials=credentials) if staged.uploads else None
+
+
+def _vertex_job(args, job_args, now, out, credentials):
+    cfg = _job_config(args, job_args, now)
+    staged = _staging_plan(args, job_args)
+    if args.command == "train":
+        job = vertex.training_job(cfg, staged.args, workers=args.workers)
+    else:
+        job = vertex.tuning_job(cfg, staged.args, parallel_trials=args.parallel_trials)
+    if args.dry_run:
+        staging.describe(staged)
+        print(json.dumps(job, indent=2), file=out, flush=True)
+        print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"
+              f"/v1/{vertex.parent(args.project, args.region)}/customJobs", file=sys.stderr)
+        return 0
+    staging.upload(staged, client=_storage_client(staged, args, credentials))
+    created = vertex.submit(job, project=args.project, region=args.region, credentials=credentials,
+                            endpoint=args.api_endpoint)
+    name = created.get("name", "")
+    print(f"Submitted {name} ({created.get('state', 'state unknown')}).", file=out)
+    url = vertex.console_url(name)
+    if url:
+        print(f"Console: {url}", file=out)
+    print(f"Logs: gcloud ai custom-jobs stream-logs {name}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {args.output_dir.rstrip('/')}/logs", file=out)
+    return 0
 
 
 def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, now=None):
@@ -151,7 +198,8 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     Args:
       argv: arguments without the program name (default: sys.argv[1:]).
       out: where the dry run and the result are printed (default: stdout).
-      credentials: google-auth credentials for Vertex AI (default: application default).
+      credentials: google-auth credentials for Vertex AI and Cloud Storage (default:
+        application default credentials).
       run_command: runs the Dataflow launch command; returns its exit code.
       now: the time used in default job names.
     """
@@ -161,31 +209,11 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     now = now or datetime.datetime.now(datetime.timezone.utc)
     try:
         if args.command == "preprocess":
-            return _preprocess(args, job_args, now, out, run_command)
-        cfg = _job_config(args, job_args, now)
-        if args.command == "train":
-            job = vertex.training_job(cfg, job_args, workers=args.workers)
-        else:
-            job = vertex.tuning_job(cfg, job_args, parallel_trials=args.parallel_trials)
-        if args.dry_run:
-            print(json.dumps(job, indent=2), file=out, flush=True)
-            print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"
-                  f"/v1/{vertex.parent(args.project, args.region)}/customJobs", file=sys.stderr)
-            return 0
-        created = vertex.submit(
-            job, project=args.project, region=args.region, credentials=credentials, endpoint=args.api_endpoint
-        )
+            return _preprocess(args, job_args, now, out, run_command, credentials)
+        return _vertex_job(args, job_args, now, out, credentials)
     except _USER_ERRORS as error:
         print(f"s140-submit: error: {error}", file=sys.stderr)
         return 2
-    name = created.get("name", "")
-    print(f"Submitted {name} ({created.get('state', 'state unknown')}).", file=out)
-    url = vertex.console_url(name)
-    if url:
-        print(f"Console: {url}", file=out)
-    print(f"Logs: gcloud ai custom-jobs stream-logs {name}", file=out)
-    print(f"TensorBoard: tensorboard --logdir {args.output_dir.rstrip('/')}/logs", file=out)
-    return 0
 
 
 def run():

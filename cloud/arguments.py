@@ -25,15 +25,27 @@ def split_job_args(argv):
     return argv, []
 
 
-def flag_values(args, name):
-    """Values given to --name in a list of command-line arguments (--name=v or --name v)."""
-    values = []
+def _flag_slots(args, name):
+    """(index, prefix, value) of each value given to --name: `--name=v` is (i, "--name=",
+    v), `--name v` is (i + 1, "", v)."""
     for i, arg in enumerate(args):
         if arg.startswith(f"--{name}="):
-            values.append(arg.split("=", 1)[1])
+            yield i, f"--{name}=", arg.split("=", 1)[1]
         elif arg == f"--{name}" and i + 1 < len(args) and not args[i + 1].startswith("--"):
-            values.append(args[i + 1])
-    return values
+            yield i + 1, "", args[i + 1]
+
+
+def flag_values(args, name):
+    """Values given to --name in a list of command-line arguments (--name=v or --name v)."""
+    return [value for _, _, value in _flag_slots(args, name)]
+
+
+def replace_flag_values(args, name, rewrite):
+    """A copy of `args` with every value of --name passed through `rewrite(value)`."""
+    out = list(args)
+    for index, prefix, value in list(_flag_slots(args, name)):
+        out[index] = prefix + rewrite(value)
+    return out
 
 
 def check_remote_paths(args, names):
@@ -45,8 +57,8 @@ def check_remote_paths(args, names):
                 if item and not storage.is_gs_uri(item):
                     raise SpecError(
                         f"Expected --{name} of a cloud job to be a gs:// location. Received: "
-                        f"{item!r}, a path the job's machines cannot see. Upload it first "
-                        "(gcloud storage cp -r ... gs://BUCKET/...)."
+                        f"{item!r}, a path the job's machines cannot see. Name a gs://BUCKET/... "
+                        "location instead."
                     )
 
 

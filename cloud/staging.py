@@ -69,11 +69,11 @@ def plan(command, job_args, staging_dir):
         args = list(job_args)
         for flag, subdirectory in _CSV_FLAGS.items():
             target = base.join(subdirectory)
-            args = _rewrite_flag(args, flag, lambda value, flag=flag, target=target: ",".join(
+            args = arguments.replace_flag_values(args, flag, lambda value, flag=flag, target=target: ",".join(
                 _stage_file_item(flag, item, target, uploads) for item in value.split(",")))
-        args = _rewrite_flag(args, _GLOVE_FLAG, lambda value: _stage_glove(value, base.join(_GLOVE_DIR), uploads))
+        args = arguments.replace_flag_values(args, _GLOVE_FLAG, lambda value: _stage_glove(value, base.join(_GLOVE_DIR), uploads))
     else:
-        args = _rewrite_flag(list(job_args), _DATA_FLAG,
+        args = arguments.replace_flag_values(list(job_args), _DATA_FLAG,
                              lambda value: _stage_data_dir(value, base.join(_DATA_DIR), uploads))
     names = [upload.uri for upload in uploads]
     duplicates = sorted({uri for uri in names if names.count(uri) > 1})
@@ -83,17 +83,6 @@ def plan(command, job_args, staging_dir):
             f"staged as {duplicates}. Rename them or upload them yourself (gcloud storage cp)."
         )
     return Plan(tuple(args), tuple(uploads))
-
-
-def _rewrite_flag(args, name, rewrite):
-    """`args` with every value of --name (as --name=v or --name v) passed through `rewrite`."""
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg.startswith(f"--{name}="):
-            out[i] = f"--{name}=" + rewrite(arg.split("=", 1)[1])
-        elif arg == f"--{name}" and i + 1 < len(out) and not out[i + 1].startswith("--"):
-            out[i + 1] = rewrite(out[i + 1])
-    return out
 
 
 def _missing(flag, item, what):
@@ -154,10 +143,12 @@ def _stage_data_dir(value, target, uploads):
 
 
 def _size(size):
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("KB", "MB", "GB"):
         size /= 1000
+        if size < 1000 or unit == "GB":
+            return f"{size:.1f} {unit}"
 
 
 def describe(staged, out=None):

@@ -11,24 +11,31 @@ STAGING = "gs://b/prep/staging"
 
 
 def test_plan_rewrites_local_inputs_and_keeps_remote_ones(tmp_path):
-    for name in ("a.csv", "b.csv", "test.csv", "glove.6B.50d.txt"):
+    (tmp_path / "parts").mkdir()
+    for name in ("parts/a.csv", "parts/b.csv", "parts/notes.txt", "test.csv", "glove.6B.50d.txt"):
         (tmp_path / name).write_text("x" * len(name))
     plan = staging.plan("preprocess", [
-        f"--train_csv={tmp_path}/*.csv,gs://b/raw/more.csv", "--test_csv", str(tmp_path / "test.csv"),
+        f"--train_csv={tmp_path}/parts/*.csv,gs://b/raw/more.csv", "--test_csv", str(tmp_path / "test.csv"),
         f"--glove={tmp_path}/glove.6B.50d.txt", "--max_length=32",
     ], STAGING)
     assert plan.args == (
-        f"--train_csv={STAGING}/train/a.csv,{STAGING}/train/b.csv,{STAGING}/train/test.csv,gs://b/raw/more.csv",
+        f"--train_csv={STAGING}/train/a.csv,{STAGING}/train/b.csv,gs://b/raw/more.csv",
         "--test_csv", f"{STAGING}/test/test.csv",
         f"--glove={STAGING}/glove/glove.6B.50d.txt", "--max_length=32",
     )
     assert [(u.local, u.uri, u.size) for u in plan.uploads] == [
-        (str(tmp_path / "a.csv"), f"{STAGING}/train/a.csv", 5),
-        (str(tmp_path / "b.csv"), f"{STAGING}/train/b.csv", 5),
-        (str(tmp_path / "test.csv"), f"{STAGING}/train/test.csv", 8),
+        (str(tmp_path / "parts/a.csv"), f"{STAGING}/train/a.csv", 11),
+        (str(tmp_path / "parts/b.csv"), f"{STAGING}/train/b.csv", 11),
         (str(tmp_path / "test.csv"), f"{STAGING}/test/test.csv", 8),
         (str(tmp_path / "glove.6B.50d.txt"), f"{STAGING}/glove/glove.6B.50d.txt", 16),
     ]
+
+
+def test_replace_flag_values_in_both_spellings():
+    args = ["--data_dir=a", "--epochs", "3", "--data_dir", "b", "--data_dir", "--seed=1"]
+    assert arguments.replace_flag_values(args, "data_dir", str.upper) == [
+        "--data_dir=A", "--epochs", "3", "--data_dir", "B", "--data_dir", "--seed=1"]
+    assert arguments.flag_values(args, "data_dir") == ["a", "b"]
 
 
 def test_remote_and_packaged_inputs_need_no_upload():

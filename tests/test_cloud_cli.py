@@ -233,7 +233,7 @@ def test_python_dash_m_cloud_is_the_cli():
     assert result.returncode == 0
     for flag in ("--project", "--region", "--output_dir", "--image_uri", "--machine_type", "--accelerator_type",
                  "--accelerator_count", "--service_account", "--dry_run", "--workers", "--timeout", "--spot",
-                 "--restart_job_on_worker_restart"):
+                 "--restart_job_on_worker_restart", "--staging_dir"):
         assert flag in result.stdout
 
 

@@ -7,8 +7,11 @@ import threading
 
 import pytest
 
+from cloud import machines
 from cloud import storage
 from cloud import vertex
+
+import vertex_replicas  # tests/: Vertex's part in starting replicas
 
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 
@@ -40,7 +43,7 @@ def _config(**overrides):
     ],
 )
 def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, expected):
-    spec = vertex.check_machine(machine, accelerator, count)
+    spec = machines.check_machine(machine, accelerator, count)
     assert (spec.accelerator_type, spec.accelerator_count) == expected
     assert spec.machine_type == machine
 
@@ -66,7 +69,7 @@ def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, exp
 )
 def test_check_machine_errors(machine, accelerator, count, message):
     with pytest.raises(vertex.SpecError, match=message):
-        vertex.check_machine(machine, accelerator, count)
+        machines.check_machine(machine, accelerator, count)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,7 @@ def test_parse_duration_errors(text):
 
 def test_single_worker_training_job_body():
     cfg = _config(
-        machine=vertex.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
+        machine=machines.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
         timeout="86400s", restart_job_on_worker_restart=True, spot=True,
         service_account="trainer@p.iam.gserviceaccount.com", env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -130,7 +133,7 @@ def test_single_worker_training_job_body():
 
 
 def test_multi_worker_training_job_has_chief_pool_and_worker_pool():
-    cfg = _config(machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
+    cfg = _config(machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data"], workers=3)
     pools = job["jobSpec"]["workerPoolSpecs"]
     assert [pool["replicaCount"] for pool in pools] == [1, 2]
@@ -171,7 +174,7 @@ def test_job_body_errors(build, message):
 
 def test_replica_environments_match_vertex_contract():
     job = vertex.training_job(_config(env={"A": "1"}), ["--data_dir=gs://b/data"], workers=3)
-    replicas = vertex.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
+    replicas = vertex_replicas.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
     assert [(r.pool, r.index) for r in replicas] == [(0, 0), (1, 0), (1, 1)]
     worker = replicas[2]
     assert json.loads(worker.env["CLUSTER_SPEC"]) == {
@@ -184,8 +187,8 @@ def test_replica_environments_match_vertex_contract():
     assert worker.env["AIP_CHECKPOINT_DIR"] == "gs://b/runs/1/checkpoints/"
     assert worker.env["AIP_TENSORBOARD_LOG_DIR"] == "gs://b/runs/1/logs/"
     assert worker.env["A"] == "1" and worker.args == ("train", "--data_dir=gs://b/data")
-    with pytest.raises(vertex.SpecError, match="Expected 3 addresses"):
-        vertex.replica_environments(job, ["h0:1"])
+    with pytest.raises(ValueError, match="Expected 3 addresses"):
+        vertex_replicas.replica_environments(job, ["h0:1"])
 
 
 def test_console_url():
@@ -245,7 +248,7 @@ def test_submit_sends_the_body_to_the_custom_jobs_endpoint(stand_in):
     from google.auth.credentials import AnonymousCredentials
 
     cfg = _config(
-        machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
+        machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
         restart_job_on_worker_restart=True, service_account="sa@p.iam.gserviceaccount.com", env={"X": "y"},
     )
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data", "--architecture=gap"], workers=2)

@@ -14,13 +14,14 @@ import typing
 
 from apache_beam.io.filesystems import FileSystems
 
+from preprocessing import config
 from preprocessing import schema
 
 NUM_COLUMNS = 6  # polarity, id, date, query, user, text
 LATIN1 = "latin-1"  # the official files are latin-1 and not valid UTF-8; it maps every byte
 UTF8 = "utf-8"
 AUTO = "auto"  # per file: UTF-8 when the whole file decodes as UTF-8, else latin-1
-ENCODINGS = (AUTO, LATIN1, UTF8)
+ENCODINGS = config.CSV_ENCODINGS
 INT64_MAX = 2**63 - 1  # tweet_id is an int64 feature
 _CHUNK_BYTES = 1 << 20
 

@@ -67,9 +67,8 @@ def main(argv):
             "Expected tweets either as arguments or in --input_file, not both. Received: "
             f"{len(argv) - 1} arguments and --input_file={_INPUT_FILE.value}."
         )
-    from preprocessing import quiet_tf
-
-    quiet_tf.import_tensorflow()  # after the flags are known good: --help stays fast
+    # TensorFlow is already loaded, without its C++ start-up lines: importing the
+    # trainer package did it (trainer/__init__.py, preprocessing/quiet_tf.py).
     from trainer import export
     from trainer import predict
 

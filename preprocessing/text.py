@@ -14,7 +14,13 @@ import keras
 
 from preprocessing._tf import tf
 
-STANDARDIZER_VERSION = 1
+# 2: control characters (NUL included) become spaces before lower-casing.
+STANDARDIZER_VERSION = 2
+
+# tf.strings.lower(encoding="utf-8") stops at a NUL, dropping the rest of the tweet
+# ("great\x00 awful" -> "great"); regex_replace does not. Control characters are never
+# part of a token, so turning them into spaces first changes nothing else.
+_CONTROL_CHARACTERS = r"\p{Cc}+"
 
 
 def _collapse_repeats(letters):
@@ -67,7 +73,8 @@ _RULES = (
 @keras.saving.register_keras_serializable(package="s140", name=f"standardize_v{STANDARDIZER_VERSION}")
 def standardize(texts):
     """Standardizes a string tensor of tweets (any shape); returns tokens joined by " "."""
-    texts = tf.strings.lower(tf.convert_to_tensor(texts, dtype=tf.string), encoding="utf-8")
+    texts = tf.strings.regex_replace(tf.convert_to_tensor(texts, dtype=tf.string), _CONTROL_CHARACTERS, " ")
+    texts = tf.strings.lower(texts, encoding="utf-8")
     for pattern, rewrite in _RULES:
         texts = tf.strings.regex_replace(texts, pattern, rewrite)
     return tf.strings.strip(texts)

@@ -29,6 +29,7 @@ NEGATIVE_TWEETS = ["I hate this, so sad and terrible", "terrible day, hate it"]
 MESSY_TWEETS = [
     "LOOOOVE this!!! http://t.co/abc @bob #happy",
     "&quot;worst&quot; day ever..... www.example.com/x",
+    "love\x00 hate terrible worst",  # a NUL must not cut off the rest
     "",  # standardizes to nothing
 ]
 
@@ -140,6 +141,9 @@ def test_reloaded_export_reproduces_records_and_keras_model_on_test_tweets(expor
     np.testing.assert_allclose(
         probability[2 * n : -1], _keras_probability(exported.model, token_ids[2 * n : -1]), atol=1e-5
     )
+    # The reloaded export keeps the words after a NUL, as the Beam job does.
+    nul = 2 * n + extra.index(MESSY_TWEETS[2])
+    assert standardized[nul] == "love hate terrible worst" == text.standardize_batch([MESSY_TWEETS[2]])[0]
 
 
 def test_token_ids_are_post_padded_post_truncated_with_oov_one(exported):

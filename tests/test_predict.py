@@ -49,10 +49,10 @@ def expected(export_dir):
     return export.load_serving_model(export_dir)(TWEETS)
 
 
-def _cli(*args, stdin=None):
+def _cli(*args, stdin=None, text=True, env=None):
     return subprocess.run(
         [sys.executable, "-m", "trainer.predict_main", *args],
-        input=stdin, capture_output=True, text=True, cwd=REPO, timeout=300,
+        input=stdin, capture_output=True, text=text, cwd=REPO, timeout=300, env=env,
     )
 
 
@@ -79,7 +79,7 @@ def test_tweets_from_stdin_json_format(export_dir, expected):
     assert [line["text"] for line in lines] == TWEETS
     np.testing.assert_allclose([line["probability"] for line in lines], expected, atol=1e-6)
     assert [line["label"] for line in lines][:2] == ["positive", "negative"]
-    assert all(set(line) == {"text", "label", "probability"} for line in lines)
+    assert all(set(line) == {"text", "label", "probability", "known_tokens"} for line in lines)
 
 
 def test_tweets_from_input_file_with_threshold(export_dir, expected, tmp_path):
@@ -122,6 +122,69 @@ def test_usage_errors(export_dir, tmp_path):
     assert no_model.returncode != 0 and "--model_dir" in no_model.stderr
 
 
+# Valid UTF-8, latin-1 (as the training data is), and bytes that are neither.
+MIXED_LINES = [
+    b"I love this, great happy day",
+    "café très bien".encode("utf-8"),
+    "café très bien".encode("latin-1"),
+    b"\xff\xfe great \xc3(",
+]
+MIXED_DECODED = ["I love this, great happy day", "café très bien", "café très bien", "ÿþ great Ã("]
+
+
+def test_undecodable_bytes_fall_back_to_latin1_per_line(export_dir, tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"\n".join(MIXED_LINES) + b"\n")
+    from_file = _cli(f"--model_dir={export_dir}", "--format=json", f"--input_file={path}")
+    assert from_file.returncode == 0, from_file.stderr
+    assert [line["text"] for line in _json_lines(from_file.stdout)] == MIXED_DECODED
+    assert "Lines 3, 4 are not UTF-8: read as latin-1" in from_file.stderr
+    from_stdin = _cli(f"--model_dir={export_dir}", "--format=json", stdin=b"\r\n".join(MIXED_LINES), text=False)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout.decode("utf-8") == from_file.stdout
+    expected = export.load_serving_model(export_dir)(MIXED_DECODED)
+    np.testing.assert_allclose([line["probability"] for line in _json_lines(from_file.stdout)], expected, atol=1e-6)
+    from_args = _cli(f"--model_dir={export_dir}", "--format=json", *MIXED_LINES, text=False)
+    assert from_args.returncode == 0, from_args.stderr
+    assert from_args.stdout.decode("utf-8") == from_file.stdout
+
+
+def test_tweets_without_a_known_word_are_marked(export_dir):
+    tweets = ["", "😀😀", "qwzxvbn zzqqxx", TWEETS[0]]
+    serving = export.load_serving_model(export_dir)
+    known_first = int((serving.tokenize([TWEETS[0]])[1] > 1).sum())
+    assert known_first == 7  # i love this , great happy day
+    result = _cli(f"--model_dir={export_dir}", "--format=json", *tweets)
+    assert result.returncode == 0, result.stderr
+    assert [line["known_tokens"] for line in _json_lines(result.stdout)] == [0, 0, 0, 7]
+    text = _cli(f"--model_dir={export_dir}", *tweets)
+    rows = [line.split("\t") for line in text.stdout.splitlines()]
+    assert [len(row) for row in rows] == [4, 4, 4, 3]
+    assert {row[3] for row in rows[:3]} == {predict.NO_KNOWN_WORD_NOTE}
+    assert [row[2] for row in rows] == tweets
+
+
+def _no_tensorflow_noise(stderr):
+    noise = ("oneDNN", "cuInit", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")
+    return [line for line in stderr.splitlines() if any(word in line for word in noise)]
+
+
+def test_no_tensorflow_start_up_lines_on_stderr(export_dir):
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    helped = _cli("--help", env=env)
+    assert "--model_dir" in helped.stdout + helped.stderr  # (absl's --help exits with 1)
+    assert _no_tensorflow_noise(helped.stderr) == []
+    scored = _cli(f"--model_dir={export_dir}", TWEETS[0], env=env)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.startswith("positive\t")
+    assert _no_tensorflow_noise(scored.stderr) == []
+    # The user's own setting wins: at level 0 TensorFlow says what it says.
+    loud = _cli(f"--model_dir={export_dir}", TWEETS[0], env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert loud.returncode == 0 and loud.stdout == scored.stdout
+
+
 # --- The library.
 
 
@@ -141,6 +204,9 @@ def test_predict_labels_with_the_threshold_rule(export_dir, expected):
 
 def test_read_tweets_and_format_prediction():
     assert predict.read_tweets(["a b\n", "\n", "  \r\n", "c\r\n", "d"]) == ["a b", "c", "d"]
+    assert predict.read_tweets([b"caf\xc3\xa9\r\n", b"caf\xe9\n", b" \n"]) == ["café", "café"]
+    assert predict.decode_line(b"\xff ok") == ("ÿ ok", "latin-1")
+    assert predict.decode_line("naïve".encode("utf-8")) == ("naïve", "utf-8")
     prediction = predict.Prediction(text='say "hi"\tthere', label="positive", probability=0.8125)
     assert predict.format_prediction(prediction) == 'positive\t0.812500\tsay "hi" there'
     assert json.loads(predict.format_prediction(prediction, "json")) == {
@@ -148,3 +214,11 @@ def test_read_tweets_and_format_prediction():
     }
     with pytest.raises(ValueError, match=r"format in \['text', 'json'\]"):
         predict.format_prediction(prediction, "csv")
+    unknown = predict.Prediction(text="😀", label="positive", probability=0.6, known_tokens=0)
+    assert predict.format_prediction(unknown) == f"positive\t0.600000\t😀\t{predict.NO_KNOWN_WORD_NOTE}"
+    assert json.loads(predict.format_prediction(unknown, "json"))["known_tokens"] == 0
+
+
+def test_predict_counts_known_tokens(export_dir):
+    predictions = predict.predict(export.load_serving_model(export_dir), ["", "love zzqqxx love"])
+    assert [p.known_tokens for p in predictions] == [0, 2]

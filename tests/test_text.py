@@ -24,6 +24,10 @@ GOLDEN = [
     ("&lt;3 you ~~~ ^^", "3 you"),
     ("   ", ""),
     ("~~ ^^ ", ""),
+    # A NUL ends a C string: the text after it must survive lower-casing. Other control
+    # characters separate tokens too, and a raw \x01 must not turn into an apostrophe.
+    ("GREAT\x00 awful terrible worst hate", "great awful terrible worst hate"),
+    ("it\x01s\x07fine\x7f\x85ok", "it s fine ok"),
 ]
 
 

@@ -273,12 +273,12 @@ class ServingModel:
 
     def tokenize(self, texts):
         """(standardized strings, int64 [len(texts), max_length] token ids), as in the TFRecords."""
-        texts = list(texts)
-        if not texts:
-            return [], np.zeros([0, self.max_length], np.int64)
-        out = self._tokenize(**{INPUT_KEY: tf.constant(_encode(texts))})
-        standardized = [s.decode("utf-8") for s in out[STANDARDIZED_KEY].numpy()]
-        return standardized, out[TOKEN_IDS_KEY].numpy()
+        standardized, token_ids = [], [np.zeros([0, self.max_length], np.int64)]
+        for batch in _batches(texts, _PREDICT_BATCH_SIZE):
+            out = self._tokenize(**{INPUT_KEY: batch})
+            standardized.extend(s.decode("utf-8") for s in out[STANDARDIZED_KEY].numpy())
+            token_ids.append(out[TOKEN_IDS_KEY].numpy())
+        return standardized, np.concatenate(token_ids)
 
 
 def load_serving_model(export_dir):

@@ -2,17 +2,29 @@
 
 Needs only the export (`trainer.export.export_serving_model`): the standardizer, the
 vocabulary and the weights are all inside it.
+
+Input bytes are decoded line by line: UTF-8, and any line that is not valid UTF-8 as
+latin-1 (the encoding of the Sentiment140 files the models are trained on; it maps
+every byte), so one odd line never stops a batch.
 """
 
 import dataclasses
 import json
+import typing
 
+from absl import logging
+
+from preprocessing import schema
 from trainer import evaluate
 from trainer import export
 
 POSITIVE = "positive"
 NEGATIVE = "negative"
 FORMATS = ("text", "json")
+FALLBACK_ENCODING = "latin-1"
+# After the tweet in text output when no word of it is in the vocabulary: its score
+# is the model's reading of one unknown word, nothing about the tweet itself.
+NO_KNOWN_WORD_NOTE = "(no known word: the score says nothing about this tweet)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +32,7 @@ class Prediction:
     text: str
     label: str  # POSITIVE or NEGATIVE
     probability: float  # of POSITIVE
+    known_tokens: typing.Optional[int] = None  # tokens in the vocabulary (not [UNK]), if counted
 
 
 def predict(model, texts, *, threshold=0.5):
@@ -38,32 +51,59 @@ def predict(model, texts, *, threshold=0.5):
         raise ValueError(f"Expected threshold in [0, 1]. Received: {threshold!r}.")
     texts = list(texts)
     serving = export.load_serving_model(model) if isinstance(model, str) else model
-    probabilities = serving(texts) if texts else []
-    labels = evaluate.predicted_labels(probabilities, threshold) if texts else []
+    if not texts:
+        return []
+    probabilities = serving(texts)
+    labels = evaluate.predicted_labels(probabilities, threshold)
+    known = (serving.tokenize(texts)[1] > schema.UNK_ID).sum(axis=1)
     return [
-        Prediction(text=t, label=POSITIVE if label else NEGATIVE, probability=float(p))
-        for t, p, label in zip(texts, probabilities, labels)
+        Prediction(text=t, label=POSITIVE if label else NEGATIVE, probability=float(p), known_tokens=int(k))
+        for t, p, label, k in zip(texts, probabilities, labels, known)
     ]
 
 
+def decode_line(data):
+    """(text, encoding) of one line's bytes: UTF-8, else FALLBACK_ENCODING."""
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode(FALLBACK_ENCODING), FALLBACK_ENCODING
+
+
 def read_tweets(lines):
-    """One tweet per line: strips the line ending, skips blank lines."""
-    tweets = []
-    for line in lines:
+    """One tweet per line (str, or bytes decoded by `decode_line`): strips the line
+    ending, skips blank lines; warns which lines were not UTF-8."""
+    tweets, fallback = [], []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            line, encoding = decode_line(line)
+            if encoding != "utf-8":
+                fallback.append(number)
         tweet = line.rstrip("\r\n")
         if tweet.strip():
             tweets.append(tweet)
+    if fallback:
+        shown = ", ".join(str(number) for number in fallback[:10]) + (", ..." if len(fallback) > 10 else "")
+        plural = len(fallback) > 1
+        logging.warning("%s %s %s not UTF-8: read as %s.", "Lines" if plural else "Line", shown,
+                        "are" if plural else "is", FALLBACK_ENCODING)
     return tweets
 
 
 def format_prediction(prediction, output_format="text"):
-    """One output line: `label<TAB>probability<TAB>tweet`, or a JSON object."""
+    """One output line: `label<TAB>probability<TAB>tweet`, or a JSON object.
+
+    A tweet without a known word gets NO_KNOWN_WORD_NOTE as a fourth text column; JSON
+    carries `known_tokens` whenever it was counted.
+    """
     if output_format == "json":
-        return json.dumps(
-            {"text": prediction.text, "label": prediction.label, "probability": prediction.probability}
-        )
+        fields = {"text": prediction.text, "label": prediction.label, "probability": prediction.probability}
+        if prediction.known_tokens is not None:
+            fields["known_tokens"] = prediction.known_tokens
+        return json.dumps(fields)
     if output_format == "text":
         # Tabs and line breaks inside a tweet would break the columns.
         tweet = " ".join(prediction.text.split("\t")).replace("\r", " ").replace("\n", " ")
-        return f"{prediction.label}\t{prediction.probability:.6f}\t{tweet}"
+        note = f"\t{NO_KNOWN_WORD_NOTE}" if prediction.known_tokens == 0 else ""
+        return f"{prediction.label}\t{prediction.probability:.6f}\t{tweet}{note}"
     raise ValueError(f"Expected an output format in {list(FORMATS)}. Received: {output_format!r}.")

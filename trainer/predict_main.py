@@ -5,22 +5,24 @@
     cat tweets.txt | s140-predict --model_dir=runs/job/model
 
 Tweets come from the positional arguments, else from --input_file (one per line,
-local or gs://), else from stdin (one per line); blank lines are skipped. Each tweet
-gives one output line: `label<TAB>probability<TAB>tweet` (--format=text) or
-`{"text": ..., "label": ..., "probability": ...}` (--format=json). Put `--` before
-tweets that start with "-" so they are not read as flags.
+local or gs://), else from stdin (one per line); blank lines are skipped. Each line is
+decoded on its own: as UTF-8, or when it is not valid UTF-8 as latin-1 (the encoding of
+the Sentiment140 training files), with a warning naming the line. Each tweet gives one
+output line: `label<TAB>probability<TAB>tweet` (--format=text) or
+`{"text": ..., "label": ..., "probability": ..., "known_tokens": ...}` (--format=json).
+A tweet with no word in the model's vocabulary ("", emoji only) says so: a fourth text
+column, or "known_tokens": 0. Put `--` before tweets that start with "-" so they are not
+read as flags. TensorFlow's start-up lines are hidden unless TF_CPP_MIN_LOG_LEVEL is 0 or 1.
 """
 
 import os
+import sys
 
-# Before TensorFlow loads: its C++ start-up chatter would bury the predictions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app
+from absl import flags
+from absl import logging
 
-import sys  # noqa: E402
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from preprocessing import quiet_tf
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Directory of the exported model (s140-train's export; local or gs://)."
@@ -44,7 +46,8 @@ def _tweets(positional):
     from trainer import predict
 
     if positional:
-        return list(positional)
+        # Python decoded argv with surrogate escapes; back to the bytes the user typed.
+        return [predict.decode_line(os.fsencode(argument))[0] for argument in positional]
     if _INPUT_FILE.value:
         import tensorflow as tf
 
@@ -53,11 +56,11 @@ def _tweets(positional):
                 f"Expected --input_file to name a file of tweets, one per line. "
                 f"Received: {_INPUT_FILE.value!r}, which does not exist."
             )
-        with tf.io.gfile.GFile(_INPUT_FILE.value, "r") as handle:
-            return predict.read_tweets(handle.read().splitlines())
+        with tf.io.gfile.GFile(_INPUT_FILE.value, "rb") as handle:
+            return predict.read_tweets(handle.read().split(b"\n"))
     if sys.stdin.isatty():
         print("Reading tweets from stdin, one per line; end with Ctrl-D.", file=sys.stderr)
-    return predict.read_tweets(sys.stdin)
+    return predict.read_tweets(sys.stdin.buffer)
 
 
 def main(argv):
@@ -66,8 +69,11 @@ def main(argv):
             "Expected tweets either as arguments or in --input_file, not both. Received: "
             f"{len(argv) - 1} arguments and --input_file={_INPUT_FILE.value}."
         )
-    from trainer import export  # TensorFlow loads here: after the flags are known good
+    from trainer import export
     from trainer import predict
+
+    # A terminal that cannot show a character gets an escape, not a traceback.
+    sys.stdout.reconfigure(errors="backslashreplace")
 
     # Load first: a wrong --model_dir fails at once, not after the user typed tweets.
     model = export.load_serving_model(_MODEL_DIR.value)
@@ -80,6 +86,8 @@ def main(argv):
 
 
 def _main_with_errors(argv):
+    # TensorFlow loads only now (not for --help), without its C++ start-up lines.
+    quiet_tf.import_tensorflow()
     from trainer import export
 
     try:

@@ -65,7 +65,12 @@ def namespace_unavailable_reason():
 
 def write_certificates(directory, hostnames):
     """A CA and a server certificate for `hostnames` signed by it; returns the paths
-    (ca.pem, server.pem, server.key)."""
+    (ca.pem, server.pem, server.key). Made with the `cryptography` package (which
+    google-auth and Beam install), else with the openssl command."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _write_certificates_with_openssl(directory, hostnames)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -110,6 +115,23 @@ def write_certificates(directory, hostnames):
         f.write(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return paths
+
+
+def _write_certificates_with_openssl(directory, hostnames):
+    ca, cert, key = (os.path.join(directory, n) for n in ("ca.pem", "server.pem", "server.key"))
+    ca_key, request, extensions = (os.path.join(directory, n) for n in ("ca.key", "server.csr", "server.ext"))
+    with open(extensions, "w") as f:
+        f.write("subjectAltName=" + ",".join(f"DNS:{h}" for h in hostnames) + "\nextendedKeyUsage=serverAuth\n")
+    for command in (
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=s140 test CA"],
+        ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", request, "-subj", f"/CN={hostnames[0]}"],
+        ["openssl", "x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", extensions],
+    ):
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return ca, cert, key
 
 
 # --- The front.
@@ -272,6 +294,7 @@ class GcsEnvironment:
         with open("/etc/hosts") as original, open(self.hosts_file, "w") as hosts:
             hosts.write(original.read().rstrip("\n") + "\n")
             hosts.write(f"{self.front.address} {' '.join(GOOGLE_HOSTS)}\n")
+        self._client = None
         self.home = os.path.join(directory, "home")
         os.makedirs(self.home, exist_ok=True)
 
@@ -302,6 +325,11 @@ class GcsEnvironment:
         return subprocess.run(self.command(argv), env=env, timeout=timeout, capture_output=True, text=True, **kwargs)
 
     def client(self):
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 

@@ -261,7 +261,7 @@ def test_predict_scores_tweets_from_a_gs_export(gcs, vertex_run, tmp_path):
     # The same export, copied out of the bucket and loaded here, scores the same.
     local = tmp_path / "model"
     for name in gcs.names(model_dir):
-        if not name.endswith("/"):
+        if name and not name.endswith("/"):  # "" and "x/" are TensorFlow's directory markers
             (local / name).parent.mkdir(parents=True, exist_ok=True)
             (local / name).write_bytes(gcs.read(f"{model_dir}/{name}"))
     expected = export.load_serving_model(str(local))(TWEETS)

@@ -181,6 +181,7 @@ class TlsFront:
         self.address = address
         self.upstream_port = upstream_port
         self.requests = []  # (method, host, path)
+        self.authorizations = set()  # Authorization headers seen (None: none sent)
         self.dechunked = 0  # chunked requests that also said Content-Length
         self.errors = []  # (method, path, error) of requests the emulator failed
         self._lock = threading.Lock()
@@ -188,12 +189,16 @@ class TlsFront:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: without TCP_NODELAY, Nagle and the
+            # client's delayed ACK add ~40 ms to every response.
+            disable_nagle_algorithm = True
 
             def _handle(self):
                 chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
                 body = _read_body(self)
                 with front._lock:
                     front.requests.append((self.command, self.headers.get("Host", ""), self.path))
+                    front.authorizations.add(self.headers.get("Authorization"))
                     front.dechunked += chunked and "Content-Length" in self.headers
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("transfer-encoding", "content-length", "connection", "expect")}

@@ -67,8 +67,9 @@ def _requests_under(gcs, prefix):
 
 
 def _leftovers(names):
-    """Temporary objects of atomic writes that were never renamed into place."""
-    return [n for n in names if ".tmp-" in n or "_temp" in n.rsplit("/", 1)[-1]]
+    """Temporary objects never renamed into place: the package's `name.tmp-<pid>`,
+    TensorFlow's `saved_model.pb.tmp<hex>`, `*.tempstate<n>` and `variables_temp/`."""
+    return [n for n in names if any(mark in n for mark in (".tmp", ".tempstate", "_temp/"))]
 
 
 def _wait_all(processes):

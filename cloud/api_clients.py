@@ -1,0 +1,63 @@
+"""The official Vertex AI clients (google-cloud-aiplatform's `aiplatform_v1`), made one
+way for every request this package sends, and the JSON <-> proto conversions.
+
+Request bodies are built as plain dicts in the REST API's camelCase JSON (what
+`--dry_run` prints). `to_proto` parses one strictly into its proto type: a field the
+API does not know fails here, before any credentials are needed.
+"""
+
+import json
+import re
+
+_RESOURCE = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/.+")
+
+
+def api_endpoint(region):
+    return f"{region}-aiplatform.googleapis.com"
+
+
+def parent(project, region):
+    return f"projects/{project}/locations/{region}"
+
+
+def region_of(resource_name, what):
+    """The region of "projects/P/locations/R/...", or a ValueError naming `what`."""
+    match = _RESOURCE.fullmatch(resource_name or "")
+    if not match:
+        raise ValueError(
+            f"Expected {what} as a resource name projects/PROJECT/locations/REGION/... "
+            f"Received: {resource_name!r}."
+        )
+    return match["region"]
+
+
+def to_proto(proto_type_name, body):
+    """`body` (REST JSON dict) as the aiplatform_v1 message `proto_type_name`; unknown
+    fields raise (proto-plus' from_json defaults to ignore_unknown_fields=False)."""
+    from google.cloud import aiplatform_v1
+
+    proto_type = getattr(aiplatform_v1, proto_type_name)
+    return proto_type.from_json(json.dumps(body), ignore_unknown_fields=False)
+
+
+def to_dict(message):
+    """A proto-plus message as REST JSON with enum names (what the API documents)."""
+    return json.loads(type(message).to_json(message, use_integers_for_enums=False))
+
+
+def client(service, region, *, credentials=None, endpoint=None):
+    """An aiplatform_v1 `service` client ("JobServiceClient", "ModelServiceClient", ...).
+
+    Args:
+      region: picks the regional endpoint REGION-aiplatform.googleapis.com.
+      credentials: google-auth credentials (default: application default credentials).
+      endpoint: overrides the endpoint; "http://host:port" points the REST transport at
+        a local stand-in (tests).
+    """
+    from google.cloud import aiplatform_v1
+
+    return getattr(aiplatform_v1, service)(
+        credentials=credentials,
+        client_options={"api_endpoint": endpoint or api_endpoint(region)},
+        transport="rest",
+    )

@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 
+from cloud import commands as vertex_commands
 from cloud import dataflow
 from cloud import storage
 from cloud import vertex
@@ -53,7 +54,7 @@ def build_parser():
         allow_abbrev=False,
         epilog="Arguments after `--` are passed to s140-preprocess, s140-train or s140-tune.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{preprocess,train,tune}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{preprocess,train,tune,hptune,hptune-results,deploy,batch-predict}")
 
     common = _Parser(add_help=False, allow_abbrev=False)
     common.add_argument("--project", help="Google Cloud project id.")
@@ -77,6 +78,7 @@ def build_parser():
                               help="Environment variable of the container (repeatable).")
     vertex_flags.add_argument("--boot_disk_size_gb", type=int, default=None, help="Boot disk size per replica.")
     vertex_flags.add_argument("--api_endpoint", help="Vertex AI API endpoint (default: REGION-aiplatform.googleapis.com).")
+    vertex_commands.add_job_option_flags(vertex_flags)
 
     preprocess = commands.add_parser(
         "preprocess", parents=[common], allow_abbrev=False,
@@ -95,6 +97,7 @@ def build_parser():
                                help="Run s140-tune (KerasTuner chief + workers) as a Vertex AI custom job.")
     tune.add_argument("--parallel_trials", type=int, default=1,
                       help="Trials at a time: the chief plus parallel_trials-1 workers.")
+    vertex_commands.add_parsers(commands, common=common, vertex_flags=vertex_flags)
     return parser
 
 
@@ -187,11 +190,14 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     try:
         if args.command == "preprocess":
             return _preprocess(args, job_args, now, out, run_command)
+        if args.command in vertex_commands.COMMANDS:
+            return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials, job_config=_job_config)
         cfg = _job_config(args, job_args, now)
         if args.command == "train":
             job = vertex.training_job(cfg, job_args, workers=args.workers)
         else:
             job = vertex.tuning_job(cfg, job_args, parallel_trials=args.parallel_trials)
+        vertex_commands.apply_job_options(job["jobSpec"], args)
         if args.dry_run:
             print(json.dumps(job, indent=2), file=out, flush=True)
             print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"

@@ -4,6 +4,7 @@
   tune        -> s140-tune       (tuning/)
   preprocess  -> s140-preprocess (preprocessing/, e.g. with --runner=DirectRunner)
   predict     -> s140-predict    (trainer/predict_main.py)
+  hptrial     -> s140-train      (one Vertex hyperparameter tuning trial, cloud/hptrial.py)
 
 The rest of the arguments go to that command unchanged, and only that command's module
 is imported (each CLI defines its own absl flags). When the container is started by
@@ -21,6 +22,7 @@ COMMANDS = {
     "tune": ("tuning.__main__", "s140-tune"),
     "preprocess": ("preprocessing.__main__", "s140-preprocess"),
     "predict": ("trainer.predict_main", "s140-predict"),
+    "hptrial": ("cloud.hptrial", "s140-hptrial"),
 }
 BEAM_BOOT = "/opt/apache/beam/boot"
 _ENVIRONMENT = ("CLUSTER_SPEC", "TF_CONFIG", "AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR", "AIP_TENSORBOARD_LOG_DIR",

@@ -7,6 +7,7 @@
       --machine_type=a2-highgpu-4g --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=4 \\
       -- --data_dir=gs://B/prep/data --architecture=bilstm
   s140-submit tune ... --parallel_trials=4 -- --data_dir=gs://B/prep/data ...
+  s140-submit hptune | hptune-results | deploy | batch-predict ...   (cloud/commands.py)
 
 Everything after `--` goes to the job's own command (s140-preprocess, s140-train or
 s140-tune). --dry_run prints the Dataflow command line or the CustomJob request body as

@@ -61,3 +61,25 @@ def client(service, region, *, credentials=None, endpoint=None):
         client_options={"api_endpoint": endpoint or api_endpoint(region)},
         transport="rest",
     )
+
+
+# Job kinds JobServiceClient creates: REST collection and the client's method/field.
+_JOBS = {
+    "HyperparameterTuningJob": ("hyperparameterTuningJobs", "hyperparameter_tuning_job"),
+    "BatchPredictionJob": ("batchPredictionJobs", "batch_prediction_job"),
+}
+
+
+def collection_url(kind, *, project, region, endpoint=None):
+    """Where a create request of job `kind` goes (for dry-run messages)."""
+    return f"https://{endpoint or api_endpoint(region)}/v1/{parent(project, region)}/{_JOBS[kind][0]}"
+
+
+def create_job(kind, body, *, project, region, credentials=None, endpoint=None):
+    """Creates a job of `kind` ("HyperparameterTuningJob", "BatchPredictionJob") from its
+    REST body with JobServiceClient; returns the created job as a dict."""
+    field = _JOBS[kind][1]
+    request = to_proto(kind, body)
+    service = client("JobServiceClient", region, credentials=credentials, endpoint=endpoint)
+    created = getattr(service, f"create_{field}")(parent=parent(project, region), **{field: request})
+    return to_dict(created)

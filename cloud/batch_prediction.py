@@ -18,7 +18,6 @@ prebuilt TensorFlow container as `cloud.serving` without registering it first
 
 import re
 
-from cloud import api_clients
 from cloud import serving
 from cloud import storage
 from cloud import vertex
@@ -47,13 +46,7 @@ def batch_prediction_job(*, region, display_name, input_jsonl, output_dir, machi
         )
     storage.parse_gs_uri(input_jsonl, what="--input_jsonl (one JSON string per line)", require_name=True)
     storage.parse_gs_uri(output_dir, what="--output_dir (where the predictions go)")
-    for name, value in (("starting_replicas", starting_replicas), ("max_replicas", max_replicas)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise vertex.SpecError(f"Expected --{name} to be an integer >= 1. Received: {value!r}.")
-    if max_replicas < starting_replicas:
-        raise vertex.SpecError(
-            f"Expected --max_replicas >= --starting_replicas ({starting_replicas}). Received: {max_replicas}."
-        )
+    serving.check_replicas(("starting_replicas", starting_replicas), ("max_replicas", max_replicas))
     job = {
         "displayName": display_name,
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [input_jsonl]}},
@@ -82,12 +75,3 @@ def batch_prediction_job(*, region, display_name, input_jsonl, output_dir, machi
         job["serviceAccount"] = service_account
     return job
 
-
-def submit(job, *, project, region, credentials=None, endpoint=None):
-    """Creates the BatchPredictionJob; returns the created job as a dict."""
-    request = api_clients.to_proto("BatchPredictionJob", job)
-    service = api_clients.client("JobServiceClient", region, credentials=credentials, endpoint=endpoint)
-    created = service.create_batch_prediction_job(
-        parent=api_clients.parent(project, region), batch_prediction_job=request
-    )
-    return api_clients.to_dict(created)

@@ -114,6 +114,18 @@ def _rest_url(args, path):
     return f"https://{args.api_endpoint or api_clients.api_endpoint(args.region)}/v1/{path}"
 
 
+def _create(kind, job, args, out, credentials):
+    """Prints the body (dry run; returns None) or creates the job and says so."""
+    if args.dry_run:
+        _print(out, job, api_clients.collection_url(kind, project=args.project, region=args.region,
+                                                    endpoint=args.api_endpoint))
+        return None
+    created = api_clients.create_job(kind, job, project=args.project, region=args.region,
+                                     credentials=credentials, endpoint=args.api_endpoint)
+    print(f"Submitted {created.get('name', '')} ({created.get('state', 'state unknown')}).", file=out)
+    return created
+
+
 def _hptune(args, job_args, cfg, out, credentials):
     architectures = args.architectures.split(",") if args.architectures else hptune_architectures()
     study = hptune.study_spec(
@@ -123,14 +135,10 @@ def _hptune(args, job_args, cfg, out, credentials):
     job = hptune.tuning_job(cfg, job_args, study=study, max_trials=args.max_trials,
                             parallel_trials=args.parallel_trials, max_failed_trials=args.max_failed_trials)
     apply_job_options(job["trialJobSpec"], args)
-    parent = api_clients.parent(args.project, args.region)
-    if args.dry_run:
-        _print(out, job, _rest_url(args, f"{parent}/hyperparameterTuningJobs"))
+    created = _create("HyperparameterTuningJob", job, args, out, credentials)
+    if created is None:
         return 0
-    created = hptune.submit(job, project=args.project, region=args.region, credentials=credentials,
-                            endpoint=args.api_endpoint)
     name = created.get("name", "")
-    print(f"Submitted {name} ({created.get('state', 'state unknown')}).", file=out)
     print(f"Trials write under {args.output_dir.rstrip('/')}/<trial id>/ (model/, logs/, metrics.json).", file=out)
     print(f"When it has finished: s140-submit hptune-results --job={name} "
           f"--output_dir={args.output_dir.rstrip('/')}/report", file=out)
@@ -208,13 +216,8 @@ def _batch_predict(args, now, out, credentials):
         model_dir=args.model_dir, starting_replicas=args.starting_replicas, max_replicas=args.max_replicas,
         service_account=args.service_account,
     )
-    parent = api_clients.parent(args.project, args.region)
-    if args.dry_run:
-        _print(out, job, _rest_url(args, f"{parent}/batchPredictionJobs"))
+    if _create("BatchPredictionJob", job, args, out, credentials) is None:
         return 0
-    created = batch_prediction.submit(job, project=args.project, region=args.region, credentials=credentials,
-                                      endpoint=args.api_endpoint)
-    print(f"Submitted {created.get('name', '')} ({created.get('state', 'state unknown')}).", file=out)
     print(f"Predictions: {args.output_dir.rstrip('/')}/prediction-*/prediction.results-*", file=out)
     return 0
 

@@ -17,7 +17,6 @@ into s140-train's flags. The trainer's chief reports val_accuracy after every ep
 (<output_dir>/<trial id>/model), which the trainer follows.
 """
 
-from cloud import api_clients
 from cloud import vertex
 
 CONTAINER_HPTRIAL = "hptrial"
@@ -153,12 +152,3 @@ def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_fai
         job["maxFailedTrialCount"] = max_failed_trials
     return job
 
-
-def submit(job, *, project, region, credentials=None, endpoint=None):
-    """Creates the HyperparameterTuningJob; returns the created job as a dict."""
-    request = api_clients.to_proto("HyperparameterTuningJob", job)
-    service = api_clients.client("JobServiceClient", region, credentials=credentials, endpoint=endpoint)
-    created = service.create_hyperparameter_tuning_job(
-        parent=api_clients.parent(project, region), hyperparameter_tuning_job=request
-    )
-    return api_clients.to_dict(created)

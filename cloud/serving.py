@@ -68,13 +68,7 @@ def deploy_model_request(*, endpoint, model, machine, min_replicas=1, max_replic
     Raises:
       vertex.SpecError: for replica counts out of order or below 1.
     """
-    for name, value in (("min_replicas", min_replicas), ("max_replicas", max_replicas)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise vertex.SpecError(f"Expected --{name} to be an integer >= 1. Received: {value!r}.")
-    if max_replicas < min_replicas:
-        raise vertex.SpecError(
-            f"Expected --max_replicas >= --min_replicas ({min_replicas}). Received: {max_replicas}."
-        )
+    check_replicas(("min_replicas", min_replicas), ("max_replicas", max_replicas))
     deployed = {
         "model": model,
         "dedicatedResources": {
@@ -87,6 +81,15 @@ def deploy_model_request(*, endpoint, model, machine, min_replicas=1, max_replic
         deployed["displayName"] = display_name
     # "0" is the model being deployed: all traffic goes to it.
     return {"endpoint": endpoint, "deployedModel": deployed, "trafficSplit": {"0": 100}}
+
+
+def check_replicas(low, high):
+    """Raises vertex.SpecError unless both (flag name, count) pairs are >= 1 and in order."""
+    for name, value in (low, high):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise vertex.SpecError(f"Expected --{name} to be an integer >= 1. Received: {value!r}.")
+    if high[1] < low[1]:
+        raise vertex.SpecError(f"Expected --{high[0]} >= --{low[0]} ({low[1]}). Received: {high[1]}.")
 
 
 def is_endpoint_name(text):

@@ -2,14 +2,14 @@
 HyperparameterTuningJob body (parsed strictly into its proto), its submission through
 the real client to a local stand-in, and the trial command (cloud.hptrial)."""
 
-import io
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
-from vertex_stand_in import anonymous, stand_in  # noqa: F401  (fixtures)
+from vertex_stand_in import anonymous, parse_strictly, run_cli, stand_in  # noqa: F401  (fixtures)
 
 from cloud import __main__ as cli
 from cloud import hptrial
@@ -21,17 +21,6 @@ from tuning import search_space
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 COMMON = ["--project=p", "--region=us-central1", "--output_dir=gs://b/hptune/1", f"--image_uri={IMAGE}"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _proto(name, body):
-    aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
-    return getattr(aiplatform_v1, name).from_json(json.dumps(body), ignore_unknown_fields=False)
-
-
-def _dry_run(argv):
-    out = io.StringIO()
-    code = cli.main(argv, out=out)
-    return code, out.getvalue()
 
 
 def test_study_spec_follows_the_search_space_table():
@@ -50,7 +39,7 @@ def test_study_spec_follows_the_search_space_table():
                              "scaleType": "UNIT_LOG_SCALE"}
     assert spec["metrics"] == [{"metricId": "val_accuracy", "goal": "MAXIMIZE"}]
     assert "algorithm" not in spec and "medianAutomatedStoppingSpec" not in spec
-    decoded = _proto("StudySpec", spec)
+    decoded = parse_strictly("StudySpec", spec)
     assert decoded.parameters[1].scale_type.name == "UNIT_LOG_SCALE"
     assert len(decoded.parameters[0].conditional_parameter_specs) == len(expected) == 24
 
@@ -65,7 +54,7 @@ def test_study_spec_drops_kernels_that_do_not_fit_and_takes_options():
     assert conditional["bilstm__recurrent_dropout"]["discreteValueSpec"]["values"] == [0.0, 0.1, 0.2, 0.3]
     assert spec["algorithm"] == "RANDOM_SEARCH"
     assert spec["medianAutomatedStoppingSpec"] == {"useElapsedDuration": False}
-    assert _proto("StudySpec", spec).algorithm.name == "RANDOM_SEARCH"
+    assert parse_strictly("StudySpec", spec).algorithm.name == "RANDOM_SEARCH"
 
 
 @pytest.mark.parametrize(
@@ -80,7 +69,7 @@ def test_study_spec_errors(kwargs, message):
 
 
 def test_hptune_dry_run_parses_strictly_into_a_tuning_job():
-    code, out = _dry_run([
+    code, out = run_cli([
         "hptune", *COMMON, "--machine_type=g2-standard-8", "--accelerator_type=NVIDIA_L4", "--max_trials=12",
         "--parallel_trials=3", "--max_failed_trials=4", "--algorithm=random", "--median_stopping", "--spot",
         "--architectures=gap,bigru", "--display_name=hp-1", "--dry_run", "--",
@@ -97,7 +86,7 @@ def test_hptune_dry_run_parses_strictly_into_a_tuning_job():
     assert pool["machineSpec"] == {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 1}
     assert trial["baseOutputDirectory"] == {"outputUriPrefix": "gs://b/hptune/1"}
     assert trial["scheduling"] == {"strategy": "SPOT"}
-    decoded = _proto("HyperparameterTuningJob", job)
+    decoded = parse_strictly("HyperparameterTuningJob", job)
     assert decoded.study_spec.parameters[0].categorical_value_spec.values == ["gap", "bigru"]
     assert decoded.trial_job_spec.scheduling.strategy.name == "SPOT"
     assert decoded.study_spec.median_automated_stopping_spec.use_elapsed_duration is False
@@ -115,9 +104,9 @@ def test_hptune_dry_run_parses_strictly_into_a_tuning_job():
       r"Expected --service_account with --tensorboard")],
 )
 def test_hptune_errors(extra, job_args, message, capsys):
-    code, _ = _dry_run(["hptune", *COMMON, *extra, "--dry_run", "--", *job_args])
+    code, _ = run_cli(["hptune", *COMMON, *extra, "--dry_run", "--", *job_args])
     assert code == 2
-    assert __import__("re").search(message, capsys.readouterr().err)
+    assert re.search(message, capsys.readouterr().err)
 
 
 def test_hptune_submits_through_the_client(stand_in, anonymous, capsys):

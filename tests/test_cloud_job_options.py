@@ -1,13 +1,12 @@
 """--tensorboard and --reduction_server_count on s140-submit train and tune (hptune's
 are in test_cloud_hptune.py): CustomJob bodies that parse strictly into the proto."""
 
-import io
 import json
 import re
 
 import pytest
+from vertex_stand_in import run_cli
 
-from cloud import __main__ as cli
 from cloud import job_options
 
 TENSORBOARD = "projects/p/locations/us-central1/tensorboards/123"
@@ -16,14 +15,9 @@ COMMON = ["--project=p", "--region=us-central1", "--output_dir=gs://b/runs/1",
 SA = "--service_account=trainer@p.iam.gserviceaccount.com"
 
 
-def _run(argv):
-    out = io.StringIO()
-    return cli.main(argv, out=out), out.getvalue()
-
-
 @pytest.mark.parametrize("command", ["train", "tune"])
 def test_tensorboard_goes_into_the_job_spec(command):
-    code, out = _run([command, *COMMON, SA, f"--tensorboard={TENSORBOARD}", "--dry_run", "--", "--data_dir=gs://b/d"])
+    code, out = run_cli([command, *COMMON, SA, f"--tensorboard={TENSORBOARD}", "--dry_run", "--", "--data_dir=gs://b/d"])
     assert code == 0
     job = json.loads(out)
     assert job["jobSpec"]["tensorboard"] == TENSORBOARD
@@ -43,13 +37,13 @@ def test_tensorboard_goes_into_the_job_spec(command):
      (["--workers=2", "--reduction_server_count=2"], r"Expected GPUs \(--accelerator_type\) with --reduction_server_count")],
 )
 def test_job_option_errors(extra, message, capsys):
-    code, _ = _run(["train", *COMMON, *extra, "--dry_run", "--", "--data_dir=gs://b/d"])
+    code, _ = run_cli(["train", *COMMON, *extra, "--dry_run", "--", "--data_dir=gs://b/d"])
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_reduction_server_pool_for_multi_worker_gpu_training():
-    code, out = _run(["train", *COMMON, "--machine_type=a3-highgpu-8g", "--accelerator_type=NVIDIA_H100_80GB",
+    code, out = run_cli(["train", *COMMON, "--machine_type=a3-highgpu-8g", "--accelerator_type=NVIDIA_H100_80GB",
                       "--workers=4", "--reduction_server_count=4", "--dry_run", "--", "--data_dir=gs://b/d"])
     assert code == 0
     pools = json.loads(out)["jobSpec"]["workerPoolSpecs"]

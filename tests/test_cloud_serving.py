@@ -6,7 +6,8 @@ import json
 import re
 
 import pytest
-from vertex_stand_in import anonymous, created_resource, operation, stand_in  # noqa: F401  (fixtures)
+from vertex_stand_in import (  # noqa: F401  (anonymous, stand_in: fixtures)
+    anonymous, created_resource, operation, parse_strictly, run_cli, stand_in)
 
 from cloud import __main__ as cli
 from cloud import serving
@@ -15,17 +16,6 @@ PARENT = "projects/p/locations/us-central1"
 DEPLOY = ["deploy", "--project=p", "--region=us-central1", "--model_dir=gs://b/runs/1/model/"]
 BATCH = ["batch-predict", "--project=p", "--region=us-central1", "--input_jsonl=gs://b/tweets.jsonl",
          "--output_dir=gs://b/predictions"]
-
-
-def _proto(name, body):
-    aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
-    return getattr(aiplatform_v1, name).from_json(json.dumps(body), ignore_unknown_fields=False)
-
-
-def _dry_run(argv):
-    out = io.StringIO()
-    code = cli.main(argv, out=out)
-    return code, out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -39,17 +29,17 @@ def test_serving_image_is_the_prebuilt_tf_2_15_container(region, gpu, image):
 
 
 def test_deploy_dry_run_prints_each_request_and_each_parses_strictly():
-    code, out = _dry_run([*DEPLOY, "--endpoint=s140-sentiment", "--machine_type=n1-standard-4",
+    code, out = run_cli([*DEPLOY, "--endpoint=s140-sentiment", "--machine_type=n1-standard-4",
                           "--min_replicas=1", "--max_replicas=3", "--display_name=s140-bilstm", "--dry_run"])
     assert code == 0
     bodies = json.loads(out)
     assert list(bodies) == ["uploadModel", "createEndpoint", "deployModel"]
-    upload = _proto("UploadModelRequest", bodies["uploadModel"])
+    upload = parse_strictly("UploadModelRequest", bodies["uploadModel"])
     assert upload.parent == PARENT
     assert upload.model.artifact_uri == "gs://b/runs/1/model"
     assert upload.model.container_spec.image_uri == "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
-    assert _proto("CreateEndpointRequest", bodies["createEndpoint"]).endpoint.display_name == "s140-sentiment"
-    deploy = _proto("DeployModelRequest", bodies["deployModel"])
+    assert parse_strictly("CreateEndpointRequest", bodies["createEndpoint"]).endpoint.display_name == "s140-sentiment"
+    deploy = parse_strictly("DeployModelRequest", bodies["deployModel"])
     resources = deploy.deployed_model.dedicated_resources
     assert (resources.machine_spec.machine_type, resources.min_replica_count, resources.max_replica_count) == (
         "n1-standard-4", 1, 3)
@@ -113,13 +103,13 @@ def test_deploy_reuses_an_endpoint(stand_in, anonymous, endpoint_flag, existing)
      ([*BATCH[:-1], "--model_dir=gs://b/m", "--dry_run"], r"Expected --output_dir=gs://... Received: none.")],
 )
 def test_deploy_and_batch_predict_errors(argv, message, capsys):
-    code, _ = _dry_run(argv)
+    code, _ = run_cli(argv)
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_batch_predict_dry_run_from_an_export_parses_strictly():
-    code, out = _dry_run([*BATCH, "--model_dir=gs://b/runs/1/model", "--machine_type=n1-standard-8",
+    code, out = run_cli([*BATCH, "--model_dir=gs://b/runs/1/model", "--machine_type=n1-standard-8",
                           "--starting_replicas=2", "--max_replicas=5", "--display_name=score-1", "--dry_run"])
     assert code == 0
     job = json.loads(out)
@@ -127,7 +117,7 @@ def test_batch_predict_dry_run_from_an_export_parses_strictly():
         "artifactUri": "gs://b/runs/1/model",
         "containerSpec": {"imageUri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"}}
     assert "model" not in job
-    decoded = _proto("BatchPredictionJob", job)
+    decoded = parse_strictly("BatchPredictionJob", job)
     assert (decoded.input_config.instances_format, list(decoded.input_config.gcs_source.uris)) == (
         "jsonl", ["gs://b/tweets.jsonl"])
     assert decoded.output_config.gcs_destination.output_uri_prefix == "gs://b/predictions"

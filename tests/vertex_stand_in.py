@@ -9,10 +9,13 @@ and a state. Long-running methods (models:upload, endpoints, :deployModel) answe
 a finished Operation: `operation(response_type, response)`.
 
 Import the `stand_in` fixture into a test module (`from vertex_stand_in import stand_in`)
-and add routes with `stand_in.route(...)`.
+and add routes with `stand_in.route(...)`. `parse_strictly` and `run_cli` are the checks
+every command's test makes: a body parses into its proto with no unknown field, and
+s140-submit's exit code and output.
 """
 
 import http.server
+import io
 import json
 import re
 import threading
@@ -105,3 +108,17 @@ def anonymous():
     from google.auth.credentials import AnonymousCredentials
 
     return AnonymousCredentials()
+
+
+def parse_strictly(proto_type_name, body):
+    """`body` (REST JSON dict) as the aiplatform_v1 message; an unknown field fails."""
+    aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
+    return getattr(aiplatform_v1, proto_type_name).from_json(json.dumps(body), ignore_unknown_fields=False)
+
+
+def run_cli(argv, **kwargs):
+    """(exit code, stdout) of s140-submit with `argv`."""
+    from cloud import __main__ as cli
+
+    out = io.StringIO()
+    return cli.main(argv, out=out, **kwargs), out.getvalue()

@@ -70,6 +70,7 @@ def add_parsers(commands, *, common, vertex_flags):
                              help="Tune with Vertex AI's Vizier: a HyperparameterTuningJob of s140-train trials.")
     hp.add_argument("--max_trials", type=int, default=20, help="Trials in all.")
     hp.add_argument("--parallel_trials", type=int, default=2, help="Trials at a time.")
+    hp.add_argument("--workers", type=int, default=1, help="Machines per trial (>1: multi-worker training).")
     hp.add_argument("--max_failed_trials", type=int, default=0, help="Failed trials before the job fails (0: Vertex's default).")
     hp.add_argument("--algorithm", choices=sorted(hptune.ALGORITHMS), default="bayesian", help="Vizier's search algorithm.")
     hp.add_argument("--median_stopping", action="store_true",
@@ -133,7 +134,8 @@ def _hptune(args, job_args, cfg, out, credentials):
         median_stopping=args.median_stopping, tune_recurrent_dropout=args.tune_recurrent_dropout,
     )
     job = hptune.tuning_job(cfg, job_args, study=study, max_trials=args.max_trials,
-                            parallel_trials=args.parallel_trials, max_failed_trials=args.max_failed_trials)
+                            parallel_trials=args.parallel_trials, max_failed_trials=args.max_failed_trials,
+                            workers=args.workers)
     apply_job_options(job["trialJobSpec"], args)
     created = _create("HyperparameterTuningJob", job, args, out, credentials)
     if created is None:

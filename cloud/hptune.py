@@ -108,7 +108,7 @@ def _check_count(name, value, minimum):
         raise vertex.SpecError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
 
 
-def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_failed_trials=0):
+def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_failed_trials=0, workers=1):
     """The HyperparameterTuningJob body (REST JSON).
 
     Args:
@@ -117,6 +117,7 @@ def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_fai
       study: a `study_spec`.
       max_trials, parallel_trials: trials in all, and at a time.
       max_failed_trials: failed trials before the job fails; 0 is Vertex's default.
+      workers: machines per trial (>1: MultiWorkerMirroredStrategy; the chief reports).
 
     Raises:
       vertex.SpecError: for counts out of range, flags Vizier sets per trial, or a
@@ -137,7 +138,7 @@ def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_fai
             "Vizier chooses the architecture and its hyperparameters per trial, and every trial "
             "writes under its own AIP_MODEL_DIR (<output_dir>/<trial id>/model)."
         )
-    custom_job = vertex.training_job(cfg, trainer_args)
+    custom_job = vertex.training_job(cfg, trainer_args, workers=workers)
     for pool in custom_job["jobSpec"]["workerPoolSpecs"]:
         pool["containerSpec"]["args"][0] = CONTAINER_HPTRIAL
     job = {

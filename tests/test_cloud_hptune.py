@@ -109,6 +109,19 @@ def test_hptune_errors(extra, job_args, message, capsys):
     assert re.search(message, capsys.readouterr().err)
 
 
+def test_hptune_trials_with_several_machines_and_a_reduction_server():
+    code, out = run_cli(["hptune", *COMMON, "--machine_type=a3-ultragpu-8g", "--accelerator_type=NVIDIA_H200_141GB",
+                         "--workers=2", "--reduction_server_count=2", "--architectures=bilstm", "--dry_run", "--",
+                         "--data_dir=/gcs/b/prep/data"])
+    assert code == 0
+    pools = json.loads(out)["trialJobSpec"]["workerPoolSpecs"]
+    assert [p["replicaCount"] for p in pools] == [1, 1, 2]
+    assert [p["containerSpec"]["args"] for p in pools[:2]] == [["hptrial", "--data_dir=/gcs/b/prep/data"]] * 2
+    assert pools[0]["machineSpec"] == {"machineType": "a3-ultragpu-8g", "acceleratorType": "NVIDIA_H200_141GB",
+                                       "acceleratorCount": 8}
+    assert len(parse_strictly("HyperparameterTuningJob", json.loads(out)).trial_job_spec.worker_pool_specs) == 3
+
+
 def test_hptune_submits_through_the_client(stand_in, anonymous, capsys):
     stand_in.route("POST", r"/v1/(.+)/hyperparameterTuningJobs",
                    lambda body, match: {**body, "name": f"{match[1]}/hyperparameterTuningJobs/77", "state": "JOB_STATE_PENDING"})

@@ -130,7 +130,10 @@ def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_fai
         raise vertex.SpecError(
             f"Expected --parallel_trials <= --max_trials ({max_trials}). Received: {parallel_trials}."
         )
-    given = [name for name in _TRIAL_FLAGS if vertex.flag_values(trainer_args, name)]
+    from trainer import models
+
+    knobs = sorted({name for a in models.ARCHITECTURES for name in models.hyperparameters(a)})
+    given = [name for name in (*_TRIAL_FLAGS, *knobs) if vertex.flag_values(trainer_args, name)]
     given += [arg.split("=")[0].lstrip("-") for arg in trainer_args if PARAMETER_SEPARATOR in arg.split("=")[0]]
     if given:
         raise vertex.SpecError(

@@ -13,6 +13,9 @@ import datetime
 from cloud import api_clients
 from cloud import hptune
 from cloud import vertex
+from tuning import config as tuning_config
+from tuning import results
+from tuning import search_space
 
 # Trial.State -> the status names tuning.results counts.
 _STATUS = {"SUCCEEDED": "COMPLETED", "INFEASIBLE": "FAILED", "ACTIVE": "RUNNING",
@@ -31,9 +34,13 @@ def get_job(name, *, credentials=None, endpoint=None):
     return api_clients.to_dict(service.get_hyperparameter_tuning_job(name=name))
 
 
-def _values(parameters):
-    from tuning import search_space
+class VertexTrialRecord(results.TrialRecord):
+    @property
+    def number(self):  # Vizier numbers trials from 1 (KerasTuner from 0)
+        return int(self.trial_id) if self.trial_id.isdigit() else None
 
+
+def _values(parameters):
     values = {}
     for parameter in parameters:
         architecture, _, keyword = parameter["parameterId"].partition(hptune.PARAMETER_SEPARATOR)
@@ -57,13 +64,6 @@ def _time(text):
 
 def trial_records(job):
     """`tuning.results.TrialRecord`s of the job's trials, by trial id."""
-    from tuning import results
-
-    class VertexTrialRecord(results.TrialRecord):
-        @property
-        def number(self):  # Vizier numbers trials from 1 (KerasTuner from 0)
-            return int(self.trial_id) if self.trial_id.isdigit() else None
-
     records = []
     for trial in job.get("trials", []):
         final = trial.get("finalMeasurement")
@@ -93,9 +93,6 @@ def trial_records(job):
 
 def sweep_config(job, output_dir):
     """A `tuning.config.SweepConfig` describing the job (for the report's headings)."""
-    from tuning import config as tuning_config
-    from tuning import search_space
-
     study = job["studySpec"]
     (architecture,) = [p for p in study["parameters"] if p["parameterId"] == search_space.ARCHITECTURE]
     args = job["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"].get("args", [])
@@ -123,8 +120,6 @@ def sweep_config(job, output_dir):
 def write_report(job, output_dir):
     """Writes trials.csv, best_hyperparameters.json, summary.md and the plot into
     `output_dir` (local or gs://); returns {name: path or None}."""
-    from tuning import results
-
     cfg = sweep_config(job, output_dir)
     records = trial_records(job)
     best = results.best_trial(records, cfg.objective_direction)

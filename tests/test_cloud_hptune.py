@@ -97,6 +97,7 @@ def test_hptune_dry_run_parses_strictly_into_a_tuning_job():
     [([], ["--data_dir=gs://b/d", "--architecture=gap"], r"Expected no --architecture after `--` in hptune"),
      ([], ["--data_dir=gs://b/d", "--job_dir=gs://b/x"], r"Expected no --job_dir"),
      ([], ["--data_dir=gs://b/d", "--gap__dropout=0.1"], r"Expected no --gap__dropout"),
+     ([], ["--data_dir=gs://b/d", "--lstm_units=32"], r"Expected no --lstm_units"),
      ([], ["--data_dir=/tmp/data"], r"Expected --data_dir of a cloud job to be a gs:// location"),
      (["--max_trials=2", "--parallel_trials=3"], ["--data_dir=gs://b/d"], r"Expected --parallel_trials <= --max_trials \(2\)"),
      (["--max_trials=0"], ["--data_dir=gs://b/d"], r"Expected --max_trials to be an integer >= 1"),

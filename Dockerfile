@@ -1,6 +1,7 @@
 # The training image: TensorFlow 2.21 with GPU support, this package, and Beam's worker
 # boot loader. Vertex AI has no prebuilt TF 2.21 training container, hence this one.
 #
+#   docker run IMAGE                    (s140-train's flags: the default command)
 #   docker run IMAGE train --data_dir=gs://BUCKET/data --architecture=bilstm
 #   docker run IMAGE tune  --data_dir=gs://BUCKET/data --tuner=hyperband
 #   docker run IMAGE preprocess --train_csv=... --output_dir=...   (DirectRunner)
@@ -21,11 +22,15 @@ ARG TF_VERSION
 ARG BEAM_VERSION
 ARG PYTHON_VERSION
 
+# RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT: Beam's boot loader uses this image's Python and
+# packages as they are, instead of creating a virtual environment at every worker start
+# (which fails without python3-venv); Dataflow's custom-container guide sets it too.
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
-    TF_CPP_MIN_LOG_LEVEL=1
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
 
 # Fail the build early, and say why, when the base image's Python or TensorFlow is not
 # what the rest of this file assumes.
@@ -38,17 +43,20 @@ RUN python3 -c "import sys; v = '%d.%d' % sys.version_info[:2]; assert v == '${P
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 
 WORKDIR /opt/s140
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY preprocessing ./preprocessing
 COPY trainer ./trainer
 COPY tuning ./tuning
 COPY cloud ./cloud
 
 # TensorFlow (GPU build) comes with the base image; the `gpu` extra would pull a second
-# copy of the CUDA wheels. Beam is pinned to the boot loader's version.
-RUN python3 -m pip install ".[cloud,glove,plots]" "apache-beam[gcp]==${BEAM_VERSION}" \
+# copy of the CUDA wheels. Every other package is pinned by constraints.txt to the
+# version the tests ran with; Beam is the boot loader's version (setup.py pins it too).
+RUN python3 -m pip install --constraint constraints.txt ".[cloud,glove,plots]" "apache-beam[gcp]==${BEAM_VERSION}" \
  && python3 -c "import tensorflow as tf, apache_beam, keras_tuner, cloud.entrypoint; assert tf.__version__ == '${TF_VERSION}', 'pip replaced TensorFlow: ' + tf.__version__" \
- && s140-submit --help >/dev/null
+ && s140-submit --help >/dev/null \
+ && python3 -m cloud.entrypoint train --helpshort >/dev/null
 
+# With no arguments the image prints s140-train's flags and exits 0.
 ENTRYPOINT ["python3", "-m", "cloud.entrypoint"]
 CMD ["train", "--helpshort"]

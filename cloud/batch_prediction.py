@@ -18,9 +18,9 @@ prebuilt TensorFlow container as `cloud.serving` without registering it first
 
 import re
 
+from cloud import arguments
 from cloud import serving
 from cloud import storage
-from cloud import vertex
 
 _MODEL_NAME = re.compile(r"projects/[^/]+/locations/(?P<region>[^/]+)/models/[^/@]+(@[^/]+)?")
 
@@ -34,13 +34,13 @@ def batch_prediction_job(*, region, display_name, input_jsonl, output_dir, machi
       model / model_dir: exactly one: a Model resource name, or a gs:// export.
       input_jsonl: gs:// JSONL (wildcards allowed, e.g. gs://B/tweets/*.jsonl).
       output_dir: gs:// prefix of the prediction files.
-      machine: a `vertex.MachineSpec` of the prediction workers.
+      machine: a `machines.MachineSpec` of the prediction workers.
 
     Raises:
-      vertex.SpecError, storage.StorageUriError: for missing or malformed inputs.
+      arguments.SpecError, storage.StorageUriError: for missing or malformed inputs.
     """
     if bool(model) == bool(model_dir):
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected exactly one of --model=projects/P/locations/R/models/ID and "
             f"--model_dir=gs://BUCKET/runs/NAME/model. Received: model={model!r}, model_dir={model_dir!r}."
         )
@@ -61,7 +61,7 @@ def batch_prediction_job(*, region, display_name, input_jsonl, output_dir, machi
     if model:
         match = _MODEL_NAME.fullmatch(model)
         if not match or match["region"] != region:
-            raise vertex.SpecError(
+            raise arguments.SpecError(
                 f"Expected --model=projects/PROJECT/locations/{region}/models/ID (a model in the "
                 f"job's region). Received: {model!r}."
             )

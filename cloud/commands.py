@@ -11,18 +11,21 @@ batch-predict; and the job options train, tune and hptune share (--tensorboard,
   s140-submit batch-predict --project=P --region=R --model_dir=gs://B/runs/1/model \\
       --input_jsonl=gs://B/tweets.jsonl --output_dir=gs://B/predictions
 
---dry_run prints the request body (for deploy: each request, by RPC name) as JSON.
+--dry_run prints the request body (for deploy: each request, by RPC name) as JSON. A local
+--data_dir after hptune's `--` is uploaded to --staging_dir first, as for train.
 """
 
 import json
 import sys
 
 from cloud import api_clients
+from cloud import arguments
 from cloud import batch_prediction
 from cloud import hptune
 from cloud import job_options
+from cloud import machines
 from cloud import serving
-from cloud import vertex
+from cloud import staging
 
 COMMANDS = ("hptune", "hptune-results", "deploy", "batch-predict")
 _DEFAULT_DEPLOY_MACHINE = "n1-standard-2"
@@ -127,16 +130,21 @@ def _create(kind, job, args, out, credentials):
     return created
 
 
-def _hptune(args, job_args, cfg, out, credentials):
+def _hptune(args, job_args, cfg, out, credentials, stage, upload):
+    staged = stage(args, job_args)
     architectures = args.architectures.split(",") if args.architectures else hptune_architectures()
     study = hptune.study_spec(
         architectures=architectures, max_length=args.max_length, algorithm=args.algorithm,
         median_stopping=args.median_stopping, tune_recurrent_dropout=args.tune_recurrent_dropout,
     )
-    job = hptune.tuning_job(cfg, job_args, study=study, max_trials=args.max_trials,
+    job = hptune.tuning_job(cfg, staged.args, study=study, max_trials=args.max_trials,
                             parallel_trials=args.parallel_trials, max_failed_trials=args.max_failed_trials,
                             workers=args.workers)
     apply_job_options(job["trialJobSpec"], args)
+    if args.dry_run:
+        staging.describe(staged)
+    else:
+        upload(staged, args, credentials)
     created = _create("HyperparameterTuningJob", job, args, out, credentials)
     if created is None:
         return 0
@@ -165,14 +173,14 @@ def _hptune_results(args, out, credentials):
 
 
 def _machine(args):
-    vertex.check_project_and_region(args.project, args.region)
-    return vertex.check_machine(args.machine_type, args.accelerator_type, args.accelerator_count)
+    arguments.check_project_and_region(args.project, args.region)
+    return machines.check_machine(args.machine_type, args.accelerator_type, args.accelerator_count)
 
 
 def _deploy(args, now, out, credentials):
     machine = _machine(args)
     if not args.model_dir:
-        raise vertex.SpecError("Expected --model_dir=gs://BUCKET/runs/NAME/model. Received: none.")
+        raise arguments.SpecError("Expected --model_dir=gs://BUCKET/runs/NAME/model. Received: none.")
     name = args.display_name or f"s140-model-{now.strftime('%Y%m%d-%H%M%S')}"
     upload = serving.upload_model_request(project=args.project, region=args.region, model_dir=args.model_dir,
                                           display_name=name, gpu=bool(machine.accelerator_type))
@@ -211,7 +219,7 @@ def _batch_predict(args, now, out, credentials):
     machine = _machine(args)
     for flag in ("input_jsonl", "output_dir"):
         if not getattr(args, flag):
-            raise vertex.SpecError(f"Expected --{flag}=gs://... Received: none.")
+            raise arguments.SpecError(f"Expected --{flag}=gs://... Received: none.")
     job = batch_prediction.batch_prediction_job(
         region=args.region, display_name=args.display_name or f"s140-batch-predict-{now.strftime('%Y%m%d-%H%M%S')}",
         input_jsonl=args.input_jsonl, output_dir=args.output_dir, machine=machine, model=args.model,
@@ -224,13 +232,15 @@ def _batch_predict(args, now, out, credentials):
     return 0
 
 
-def run(args, job_args, *, now, out, credentials, job_config):
-    """Runs one of COMMANDS; returns the exit code. `job_config(args, job_args, now)`
-    builds the `vertex.JobConfig` (s140-submit's shared flags)."""
+def run(args, job_args, *, now, out, credentials, job_config, stage, upload):
+    """Runs one of COMMANDS; returns the exit code. s140-submit's own steps for custom
+    jobs are handed in: `job_config(args, job_args, now)` builds the `vertex.JobConfig`
+    (its shared flags), `stage(args, job_args)` plans the upload of local inputs (a
+    `staging.Plan`) and `upload(plan, args, credentials)` makes it."""
     if args.command == "hptune":
-        return _hptune(args, job_args, job_config(args, job_args, now), out, credentials)
+        return _hptune(args, job_args, job_config(args, job_args, now), out, credentials, stage, upload)
     if job_args:
-        raise vertex.SpecError(f"Expected no arguments after `--` for {args.command}. Received: {job_args}.")
+        raise arguments.SpecError(f"Expected no arguments after `--` for {args.command}. Received: {job_args}.")
     if args.command == "hptune-results":
         return _hptune_results(args, out, credentials)
     if args.command == "deploy":

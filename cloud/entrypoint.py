@@ -17,16 +17,23 @@ import json
 import os
 import sys
 
+from trainer import config as train_config
+
+TRAIN, TUNE, PREPROCESS, PREDICT, HPTRIAL = "train", "tune", "preprocess", "predict", "hptrial"
 COMMANDS = {
-    "train": ("trainer.__main__", "s140-train"),
-    "tune": ("tuning.__main__", "s140-tune"),
-    "preprocess": ("preprocessing.__main__", "s140-preprocess"),
-    "predict": ("trainer.predict_main", "s140-predict"),
-    "hptrial": ("cloud.hptrial", "s140-hptrial"),
+    TRAIN: ("trainer.__main__", "s140-train"),
+    TUNE: ("tuning.__main__", "s140-tune"),
+    PREPROCESS: ("preprocessing.__main__", "s140-preprocess"),
+    PREDICT: ("trainer.predict_main", "s140-predict"),
+    HPTRIAL: ("cloud.hptrial", "s140-hptrial"),
 }
 BEAM_BOOT = "/opt/apache/beam/boot"
-_ENVIRONMENT = ("CLUSTER_SPEC", "TF_CONFIG", "AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR", "AIP_TENSORBOARD_LOG_DIR",
-                "CLOUD_ML_TRIAL_ID")
+# absl's own --help prints the docstring of __main__ (this module, not the command's)
+# and exits 1; the image's default command is `train --helpshort`, so answer it here.
+_HELP = ("--help", "--helpshort", "-h", "-?")
+_PACKAGES = {module_name.split(".")[0] for module_name, _ in COMMANDS.values()}
+_ENVIRONMENT = ("CLUSTER_SPEC", "TF_CONFIG", train_config.AIP_MODEL_DIR, train_config.AIP_CHECKPOINT_DIR,
+                train_config.AIP_TENSORBOARD_LOG_DIR, "CLOUD_ML_TRIAL_ID")
 
 
 def _usage(received):
@@ -65,7 +72,25 @@ def main(argv=None):
         raise
     # The command's absl app parses sys.argv, and its messages name the program.
     sys.argv = [program, *args[1:]]
+    if _asks_for_help(args[1:]):
+        _print_help(module)
+        return
     module.run()
+
+
+def _asks_for_help(args):
+    flags_part = args[:args.index("--")] if "--" in args else args
+    return any(arg in _HELP for arg in flags_part)
+
+
+def _print_help(module):
+    """The command's docstring and its own flags: those defined in this package's modules
+    (absl keys flags by defining module; only the command's CLI modules are imported)."""
+    from absl import flags
+
+    ours = sorted(name for name in flags.FLAGS.flags_by_module_dict() if name.split(".")[0] in _PACKAGES)
+    print((module.__doc__ or "").strip())
+    print("\nflags:\n" + "\n".join(flags.FLAGS.module_help(name) for name in ours))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ into s140-train's flags. The trainer's chief reports val_accuracy after every ep
 (<output_dir>/<trial id>/model), which the trainer follows.
 """
 
+from cloud import arguments
+from cloud import entrypoint
 from cloud import vertex
 
-CONTAINER_HPTRIAL = "hptrial"
+CONTAINER_HPTRIAL = entrypoint.HPTRIAL
 PARAMETER_SEPARATOR = "__"
 METRIC = "val_accuracy"
 
@@ -62,12 +64,12 @@ def study_spec(*, architectures, max_length, algorithm="bayesian", median_stoppi
       tune_recurrent_dropout: also search recurrent_dropout (takes LSTM/GRU off cuDNN).
 
     Raises:
-      vertex.SpecError: for an unknown algorithm or architecture.
+      arguments.SpecError: for an unknown algorithm or architecture.
     """
     from tuning import search_space
 
     if algorithm not in ALGORITHMS:
-        raise vertex.SpecError(f"Expected --algorithm in {sorted(ALGORITHMS)}. Received: {algorithm!r}.")
+        raise arguments.SpecError(f"Expected --algorithm in {sorted(ALGORITHMS)}. Received: {algorithm!r}.")
     try:
         architectures = search_space.check_architectures(architectures)
         conditional = []
@@ -81,7 +83,7 @@ def study_spec(*, architectures, max_length, algorithm="bayesian", median_stoppi
                     "parentCategoricalValues": {"values": [name]},
                 })
     except ValueError as error:
-        raise vertex.SpecError(str(error)) from error
+        raise arguments.SpecError(str(error)) from error
     parameters = [
         {
             "parameterId": search_space.ARCHITECTURE,
@@ -105,7 +107,7 @@ def study_spec(*, architectures, max_length, algorithm="bayesian", median_stoppi
 
 def _check_count(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise vertex.SpecError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
+        raise arguments.SpecError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
 
 
 def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_failed_trials=0, workers=1):
@@ -120,23 +122,23 @@ def tuning_job(cfg, trainer_args, *, study, max_trials, parallel_trials, max_fai
       workers: machines per trial (>1: MultiWorkerMirroredStrategy; the chief reports).
 
     Raises:
-      vertex.SpecError: for counts out of range, flags Vizier sets per trial, or a
+      arguments.SpecError: for counts out of range, flags Vizier sets per trial, or a
         local path where the job needs gs:// (or a /gcs/ FUSE path).
     """
     _check_count("max_trials", max_trials, 1)
     _check_count("parallel_trials", parallel_trials, 1)
     _check_count("max_failed_trials", max_failed_trials, 0)
     if parallel_trials > max_trials:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             f"Expected --parallel_trials <= --max_trials ({max_trials}). Received: {parallel_trials}."
         )
     from trainer import models
 
     knobs = sorted({name for a in models.ARCHITECTURES for name in models.hyperparameters(a)})
-    given = [name for name in (*_TRIAL_FLAGS, *knobs) if vertex.flag_values(trainer_args, name)]
+    given = [name for name in (*_TRIAL_FLAGS, *knobs) if arguments.flag_values(trainer_args, name)]
     given += [arg.split("=")[0].lstrip("-") for arg in trainer_args if PARAMETER_SEPARATOR in arg.split("=")[0]]
     if given:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected no " + ", ".join(f"--{name}" for name in given) + " after `--` in hptune: "
             "Vizier chooses the architecture and its hyperparameters per trial, and every trial "
             "writes under its own AIP_MODEL_DIR (<output_dir>/<trial id>/model)."

@@ -11,8 +11,8 @@ KerasTuner sweep.
 import datetime
 
 from cloud import api_clients
+from cloud import arguments
 from cloud import hptune
-from cloud import vertex
 from tuning import config as tuning_config
 from tuning import results
 from tuning import search_space
@@ -29,7 +29,7 @@ def get_job(name, *, credentials=None, endpoint=None):
     try:
         region = api_clients.region_of(name, "--job")
     except ValueError as error:
-        raise vertex.SpecError(str(error)) from error
+        raise arguments.SpecError(str(error)) from error
     service = api_clients.client("JobServiceClient", region, credentials=credentials, endpoint=endpoint)
     return api_clients.to_dict(service.get_hyperparameter_tuning_job(name=name))
 
@@ -98,7 +98,7 @@ def sweep_config(job, output_dir):
     args = job["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"].get("args", [])
 
     def last(name, default):
-        values = vertex.flag_values(args, name)
+        values = arguments.flag_values(args, name)
         return type(default)(values[-1]) if values else default
 
     defaults = tuning_config.SweepConfig(data_dir="-", tuner_dir="-")

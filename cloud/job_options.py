@@ -7,7 +7,8 @@ tune and hptune share them.
 
 import re
 
-from cloud import vertex
+from cloud import arguments
+from cloud import machines
 
 _TENSORBOARD = re.compile(r"projects/[^/]+/locations/(?P<region>[^/]+)/tensorboards/[^/]+")
 
@@ -23,21 +24,21 @@ def add_tensorboard(job_spec, tensorboard, *, region):
     a TensorBoard but without one; saying so here saves a round trip.
 
     Raises:
-      vertex.SpecError: for a malformed name, another region, or no service account.
+      arguments.SpecError: for a malformed name, another region, or no service account.
     """
     match = _TENSORBOARD.fullmatch(tensorboard or "")
     if not match:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected --tensorboard=projects/PROJECT/locations/REGION/tensorboards/ID "
             f"(gcloud ai tensorboards list). Received: {tensorboard!r}."
         )
     if match["region"] != region:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             f"Expected a TensorBoard in the job's region {region}. Received: {tensorboard} "
             f"(in {match['region']})."
         )
     if not job_spec.get("serviceAccount"):
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected --service_account with --tensorboard: Vertex AI uploads the logs to "
             "TensorBoard as the job's service account, which needs roles/aiplatform.user and "
             "write access to --output_dir. Received: no --service_account."
@@ -54,22 +55,22 @@ def add_reduction_server(job_spec, count, *, machine_type=DEFAULT_REDUCTION_SERV
     plugin in the training image.
 
     Raises:
-      vertex.SpecError: for count < 1, a job with one machine, or no GPUs.
+      arguments.SpecError: for count < 1, a job with one machine, or no GPUs.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise vertex.SpecError(f"Expected --reduction_server_count to be an integer >= 1. Received: {count!r}.")
+        raise arguments.SpecError(f"Expected --reduction_server_count to be an integer >= 1. Received: {count!r}.")
     pools = job_spec["workerPoolSpecs"]
     if len(pools) != 2:
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected --workers >= 2 with --reduction_server_count: Reduction Server reduces "
             f"gradients between machines. Received: a job with {len(pools)} worker pool(s)."
         )
     if not pools[0]["machineSpec"].get("acceleratorType"):
-        raise vertex.SpecError(
+        raise arguments.SpecError(
             "Expected GPUs (--accelerator_type) with --reduction_server_count: Reduction Server "
             "works with NCCL all-reduce between GPUs. Received: a CPU-only machine."
         )
-    vertex.check_machine(machine_type)
+    machines.check_machine(machine_type)
     pools.append({
         "machineSpec": {"machineType": machine_type},
         "replicaCount": count,

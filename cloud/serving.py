@@ -21,8 +21,8 @@ waits for each.
 import re
 
 from cloud import api_clients
+from cloud import arguments
 from cloud import storage
-from cloud import vertex
 
 SERVING_TF_VERSION = "2.15"
 _SERVING_IMAGE = "{multi_region}-docker.pkg.dev/vertex-ai/prediction/tf2-{device}.{version}:latest"
@@ -66,7 +66,7 @@ def deploy_model_request(*, endpoint, model, machine, min_replicas=1, max_replic
     """DeployModelRequest: `model` on `endpoint` with dedicated `machine`s, 100% traffic.
 
     Raises:
-      vertex.SpecError: for replica counts out of order or below 1.
+      arguments.SpecError: for replica counts out of order or below 1.
     """
     check_replicas(("min_replicas", min_replicas), ("max_replicas", max_replicas))
     deployed = {
@@ -84,12 +84,12 @@ def deploy_model_request(*, endpoint, model, machine, min_replicas=1, max_replic
 
 
 def check_replicas(low, high):
-    """Raises vertex.SpecError unless both (flag name, count) pairs are >= 1 and in order."""
+    """Raises arguments.SpecError unless both (flag name, count) pairs are >= 1 and in order."""
     for name, value in (low, high):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise vertex.SpecError(f"Expected --{name} to be an integer >= 1. Received: {value!r}.")
+            raise arguments.SpecError(f"Expected --{name} to be an integer >= 1. Received: {value!r}.")
     if high[1] < low[1]:
-        raise vertex.SpecError(f"Expected --{high[0]} >= --{low[0]} ({low[1]}). Received: {high[1]}.")
+        raise arguments.SpecError(f"Expected --{high[0]} >= --{low[0]} ({low[1]}). Received: {high[1]}.")
 
 
 def is_endpoint_name(text):

@@ -1,9 +1,9 @@
-"""Cloud Storage: where this package itself moves files (uploads, downloads, copies).
+"""Cloud Storage uploads: how s140-submit stages a user's local input files.
 
 Everything goes through the official `google-cloud-storage` client and its retry
 policy, never hand-written HTTP:
 
-* Reads, listings and deletes use `DEFAULT_RETRY` (idempotent).
+* Reads use `DEFAULT_RETRY` (idempotent).
 * Writes are *conditional*: a create-only write sends `ifGenerationMatch=0`, an
   overwrite sends the generation it replaces. That makes a retried upload safe (a
   duplicate attempt cannot clobber someone else's object) and lets the library's
@@ -15,24 +15,18 @@ policy, never hand-written HTTP:
   On top of that each upload is checked: the library sends/compares a CRC32C, and
   `upload_file` compares the object's size and CRC32C with the local file's and deletes
   the object (that generation only) when they differ.
-* Downloads go to a temporary file beside the target and are renamed into place, so a
-  local reader never sees a partial file either.
 
-Local paths are handled too (`copy`), so callers can say "copy this report to
---output_dir" without caring whether it is local or gs://.
+The package's own jobs do not come through here: the Beam job reads and writes gs://
+through Beam's FileSystems, and the trainer and tuner through TensorFlow's file system.
 
 Tests run this module against the `gcp-storage-emulator` package: the client honours
-`STORAGE_EMULATOR_HOST`. (`tf.io.gfile` does not: TensorFlow's GCS filesystem always
-talks to storage.googleapis.com, so code reading gs:// through TensorFlow can only be
-exercised against real Cloud Storage.)
+`STORAGE_EMULATOR_HOST`.
 """
 
 import base64
 import dataclasses
 import os
 import posixpath
-import tempfile
-import typing
 
 from absl import logging
 
@@ -149,12 +143,6 @@ def crc32c_of_file(path):
     return base64.b64encode(checksum.digest()).decode("ascii")
 
 
-def crc32c_of_bytes(data):
-    import google_crc32c
-
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode("ascii")
-
-
 def _precondition(blob, overwrite, read_retry):
     """ifGenerationMatch for a write: 0 (create only), or the generation being replaced."""
     if not overwrite:
@@ -257,28 +245,6 @@ def upload_file(local_path, gs_uri, *, overwrite=False, content_type=None, chunk
     return info
 
 
-def write_bytes_atomically(data, gs_uri, *, overwrite=True, content_type=None, client=None, retry=None):
-    """Writes `data` (bytes or str, UTF-8) as one object: all of it or nothing.
-
-    Meant for small files such as reports, metrics or best-hyperparameter JSON;
-    `overwrite` defaults to True because such files are usually rewritten.
-
-    Returns:
-      An `ObjectInfo`.
-    """
-    import io
-
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    client = _client(client)
-    info = upload_stream(
-        io.BytesIO(data), gs_uri, size=len(data), overwrite=overwrite, content_type=content_type,
-        client=client, retry=retry,
-    )
-    _verify(info, len(data), crc32c_of_bytes(data), client)
-    return info
-
-
 def _verify(info, size, crc32c, client):
     if info.size == size and info.crc32c == crc32c:
         return
@@ -293,177 +259,13 @@ def _verify(info, size, crc32c, client):
     )
 
 
-def download_file(gs_uri, local_path, *, client=None):
-    """Downloads one object to `local_path` (parents created), checksum-verified.
-
-    The bytes go to a temporary file in the same directory which is renamed into place
-    only after the download and its checksum check succeeded.
-
-    Returns:
-      `local_path`.
-
-    Raises:
-      FileNotFoundError: there is no such object.
-    """
-    source = parse_gs_uri(gs_uri, what="the download source", require_name=True)
+def matching_object(gs_uri, local_path, *, client=None):
+    """The `ObjectInfo` of the object at `gs_uri` when it holds exactly the bytes of
+    `local_path` (same size and CRC32C), else None: a re-submitted job need not upload
+    the same input again."""
+    target = parse_gs_uri(gs_uri, what="the upload target", require_name=True)
     read_retry, _ = _retry_policies()
-    blob = _client(client).bucket(source.bucket).blob(source.name)
-    directory = os.path.dirname(os.path.abspath(local_path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(local_path)}.", suffix=".part", dir=directory)
-    os.close(handle)
-    try:
-        try:
-            blob.download_to_filename(temporary, checksum="auto", retry=read_retry)
-        except _not_found() as error:
-            raise FileNotFoundError(f"Expected an object at {source}. Received: not found.") from error
-        os.replace(temporary, local_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return local_path
-
-
-def read_bytes(gs_uri, *, client=None):
-    """The content of one object.
-
-    Raises:
-      FileNotFoundError: there is no such object.
-    """
-    source = parse_gs_uri(gs_uri, what="the object to read", require_name=True)
-    read_retry, _ = _retry_policies()
-    blob = _client(client).bucket(source.bucket).blob(source.name)
-    try:
-        return blob.download_as_bytes(checksum="auto", retry=read_retry)
-    except _not_found() as error:
-        raise FileNotFoundError(f"Expected an object at {source}. Received: not found.") from error
-
-
-def exists(gs_uri, *, client=None):
-    target = parse_gs_uri(gs_uri, require_name=True)
-    read_retry, _ = _retry_policies()
-    return _client(client).bucket(target.bucket).blob(target.name).exists(retry=read_retry)
-
-
-def list_objects(gs_prefix, *, client=None):
-    """gs:// URIs of all objects under a prefix (treated as a directory), sorted."""
-    prefix = parse_gs_uri(gs_prefix, what="the prefix to list")
-    read_retry, _ = _retry_policies()
-    name = prefix.name.rstrip("/")
-    blobs = _client(client).list_blobs(prefix.bucket, prefix=f"{name}/" if name else None, retry=read_retry)
-    return sorted(f"{GS_PREFIX}{prefix.bucket}/{blob.name}" for blob in blobs)
-
-
-def upload_dir(local_dir, gs_prefix, *, last=(), overwrite=False, client=None):
-    """Uploads every file under `local_dir` to the same relative names under `gs_prefix`.
-
-    Each object is written atomically; the files named in `last` (relative paths, e.g.
-    "metadata.json", whose presence marks a complete data directory) are uploaded after
-    all others, so a reader that waits for them never sees a half-copied directory.
-
-    Returns:
-      The `ObjectInfo`s in upload order.
-    """
-    if not os.path.isdir(local_dir):
-        raise FileNotFoundError(f"Expected a local directory to upload. Received: {local_dir!r}.")
-    prefix = parse_gs_uri(gs_prefix, what="the upload prefix")
-    relative = []
-    for root, _, files in os.walk(local_dir):
-        for name in files:
-            relative.append(os.path.relpath(os.path.join(root, name), local_dir).replace(os.sep, "/"))
-    last = [name for name in last if name in relative]
-    ordered = sorted(name for name in relative if name not in last) + list(last)
-    client = _client(client)
-    return [
-        upload_file(os.path.join(local_dir, name), str(prefix.join(name)), overwrite=overwrite, client=client)
-        for name in ordered
-    ]
-
-
-def download_dir(gs_prefix, local_dir, *, client=None):
-    """Downloads every object under `gs_prefix` into `local_dir`; returns the local paths."""
-    prefix = parse_gs_uri(gs_prefix, what="the download prefix")
-    base = prefix.name.rstrip("/")
-    client = _client(client)
-    paths = []
-    for uri in list_objects(gs_prefix, client=client):
-        name = parse_gs_uri(uri).name
-        relative = name[len(base) + 1:] if base else name
-        if not relative or relative.endswith("/"):
-            continue  # a "directory placeholder" object
-        paths.append(download_file(uri, os.path.join(local_dir, *relative.split("/")), client=client))
-    return paths
-
-
-def copy(source, destination, *, overwrite=True, client=None):
-    """Copies one file between any two of: local path, gs:// URI.
-
-    gs:// -> gs:// is a server-side copy (atomic like any write); local -> local goes
-    through a temporary file and a rename. Meant for reports, metrics and
-    best-hyperparameter files.
-
-    Returns:
-      `destination`.
-    """
-    source_remote, destination_remote = is_gs_uri(source), is_gs_uri(destination)
-    if source_remote and destination_remote:
-        _copy_object(source, destination, overwrite=overwrite, client=_client(client))
-    elif destination_remote:
-        upload_file(source, destination, overwrite=overwrite, client=client)
-    elif source_remote:
-        if not overwrite and os.path.exists(destination):
-            raise ObjectExistsError(f"Expected {destination} not to exist. Received: an existing file.")
-        download_file(source, destination, client=client)
-    else:
-        _copy_local(source, destination, overwrite=overwrite)
-    return destination
-
-
-def _copy_object(source, destination, *, overwrite, client):
-    from google.api_core import exceptions
-
-    src = parse_gs_uri(source, what="the copy source", require_name=True)
-    dst = parse_gs_uri(destination, what="the copy destination", require_name=True)
-    read_retry, write_retry = _retry_policies()
-    destination_blob = client.bucket(dst.bucket).blob(dst.name)
-    generation_match = _precondition(destination_blob, overwrite, read_retry)
-    source_bucket = client.bucket(src.bucket)
-    try:
-        source_bucket.copy_blob(
-            source_bucket.blob(src.name), client.bucket(dst.bucket), dst.name,
-            if_generation_match=generation_match, retry=write_retry,
-        )
-    except exceptions.NotFound as error:
-        raise FileNotFoundError(f"Expected an object at {src}. Received: not found.") from error
-    except exceptions.PreconditionFailed as error:
-        raise ObjectExistsError(
-            f"Expected {dst} to {'be unchanged during the copy' if overwrite else 'not exist yet'}. "
-            "Received: an object under that name."
-        ) from error
-
-
-def _copy_local(source, destination, *, overwrite):
-    import shutil
-
-    if not os.path.isfile(source):
-        raise FileNotFoundError(f"Expected a file to copy. Received: {source!r} (not found).")
-    if not overwrite and os.path.exists(destination):
-        raise ObjectExistsError(f"Expected {destination} not to exist. Received: an existing file.")
-    directory = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-__all__: typing.List[str] = [
-    "GsUri", "ObjectInfo", "StorageUriError", "UploadVerificationError", "ObjectExistsError",
-    "is_gs_uri", "parse_gs_uri", "make_client", "upload_stream", "upload_file",
-    "write_bytes_atomically", "download_file", "read_bytes", "exists", "list_objects",
-    "upload_dir", "download_dir", "copy", "crc32c_of_file", "crc32c_of_bytes",
-]
+    blob = _client(client).bucket(target.bucket).get_blob(target.name, retry=read_retry)
+    if blob is None or blob.size != os.path.getsize(local_path) or blob.crc32c != crc32c_of_file(local_path):
+        return None
+    return ObjectInfo(str(target), int(blob.size), blob.crc32c, int(blob.generation))

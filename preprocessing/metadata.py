@@ -1,9 +1,10 @@
 """metadata.json: what the job read, kept, rejected and wrote, in one document."""
 
 import json
+import posixpath
 
+from preprocessing import outputs
 from preprocessing import schema
-from preprocessing import text
 
 _PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -33,7 +34,9 @@ def length_percentiles(histogram):
 
 def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_files, rejected_files,
                    pipeline_options):
-    """The metadata document. `counts` is the job's Counter of rows (see pipeline.row_counts)."""
+    """The metadata document. `counts` is the job's Counter of rows (see transforms.row_counts)."""
+    from preprocessing import text  # imports TensorFlow: only where metadata is written
+
     per_split = {
         split: {"negative": counts.get(f"rows/{split}/0", 0), "positive": counts.get(f"rows/{split}/1", 0)}
         for split in schema.SPLITS
@@ -107,3 +110,23 @@ def check_error_rate(metadata, max_error_rate):
 
 def to_json(metadata):
     return json.dumps(metadata, indent=2, sort_keys=True) + "\n"
+
+
+def write_metadata(_, *, cfg, input_files, pipeline_options, counts, vocabulary, embedding, train, val, test,
+                   rejected_files, vocab_file):
+    """Builds the metadata from the job's results, checks the error rate, then writes
+    metadata.json; returns the metadata. The Beam job's last step (transforms.WriteMetadata)."""
+    del vocab_file  # a side input only so that this step waits for vocab.txt
+    metadata = build_metadata(
+        cfg=cfg,
+        counts=counts,
+        vocabulary=vocabulary,
+        embedding=embedding,
+        input_files=input_files,
+        split_files={"train": list(train), "val": list(val), "test": list(test)},
+        rejected_files=list(rejected_files),
+        pipeline_options=pipeline_options,
+    )
+    check_error_rate(metadata, cfg.max_error_rate)
+    outputs.write_text(posixpath.join(cfg.output_dir, schema.METADATA_FILE), to_json(metadata))
+    return metadata

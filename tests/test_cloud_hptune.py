@@ -12,6 +12,7 @@ import pytest
 from vertex_stand_in import anonymous, parse_strictly, run_cli, stand_in  # noqa: F401  (fixtures)
 
 from cloud import __main__ as cli
+from cloud import arguments
 from cloud import hptrial
 from cloud import hptune
 from cloud import vertex
@@ -64,7 +65,7 @@ def test_study_spec_drops_kernels_that_do_not_fit_and_takes_options():
      (dict(architectures=["conv1d"], max_length=2), r"Expected max_length to fit the smallest convolution")],
 )
 def test_study_spec_errors(kwargs, message):
-    with pytest.raises(vertex.SpecError, match=message):
+    with pytest.raises(arguments.SpecError, match=message):
         hptune.study_spec(**{"architectures": models.ARCHITECTURES, "max_length": 40, **kwargs})
 
 
@@ -98,7 +99,8 @@ def test_hptune_dry_run_parses_strictly_into_a_tuning_job():
      ([], ["--data_dir=gs://b/d", "--job_dir=gs://b/x"], r"Expected no --job_dir"),
      ([], ["--data_dir=gs://b/d", "--gap__dropout=0.1"], r"Expected no --gap__dropout"),
      ([], ["--data_dir=gs://b/d", "--lstm_units=32"], r"Expected no --lstm_units"),
-     ([], ["--data_dir=/tmp/data"], r"Expected --data_dir of a cloud job to be a gs:// location"),
+     ([], ["--data_dir=/nonexistent/data"], r"Expected --data_dir to be a gs:// location or an s140-preprocess "
+                                             r"output directory on this machine to upload"),
      (["--max_trials=2", "--parallel_trials=3"], ["--data_dir=gs://b/d"], r"Expected --parallel_trials <= --max_trials \(2\)"),
      (["--max_trials=0"], ["--data_dir=gs://b/d"], r"Expected --max_trials to be an integer >= 1"),
      (["--tensorboard=projects/p/locations/us-central1/tensorboards/7"], ["--data_dir=gs://b/d"],
@@ -108,6 +110,20 @@ def test_hptune_errors(extra, job_args, message, capsys):
     code, _ = run_cli(["hptune", *COMMON, *extra, "--dry_run", "--", *job_args])
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_hptune_stages_a_local_data_dir_like_train(tmp_path, capsys):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "part-0.tfrecord.gz").write_bytes(b"12345")
+    (tmp_path / "metadata.json").write_text("{}")
+    code, out = run_cli(["hptune", *COMMON, "--staging_dir=gs://b/staging", "--architectures=gap", "--dry_run", "--",
+                         f"--data_dir={tmp_path}", "--epochs=2"])
+    assert code == 0
+    (pool,) = json.loads(out)["trialJobSpec"]["workerPoolSpecs"]
+    assert pool["containerSpec"]["args"] == ["hptrial", "--data_dir=gs://b/staging/data", "--epochs=2"]
+    err = capsys.readouterr().err
+    assert [line.split(" -> ")[1] for line in err.splitlines() if "would upload" in line] == [
+        "gs://b/staging/data/train/part-0.tfrecord.gz", "gs://b/staging/data/metadata.json"]
 
 
 def test_hptune_trials_with_several_machines_and_a_reduction_server():

@@ -1,15 +1,18 @@
-"""Scale-out on localhost, started exactly as the Vertex AI jobs would start it.
+"""The container started on localhost exactly as Vertex AI and Dataflow would start it.
 
-`cloud.vertex` builds the job body (as `s140-submit ... --dry_run` prints it); for each
-replica of it the container's entry point runs here (`python -m cloud.entrypoint
-<args from the spec>`) with the environment Vertex would set: CLUSTER_SPEC and
-TF_CONFIG naming localhost ports, AIP_MODEL_DIR/AIP_CHECKPOINT_DIR/
-AIP_TENSORBOARD_LOG_DIR under tmp_path. The only substitution: the job's gs:// data
-directory becomes the local sample data directory, since TensorFlow's file system
-cannot reach a local Cloud Storage emulator.
+The job body is what `s140-submit ... --dry_run` prints; for each replica of it the
+container's entry point runs here (`python -m cloud.entrypoint <args from the spec>`)
+with the image's ENV (from the Dockerfile) and the environment Vertex would set
+(tests/vertex_replicas.py): CLUSTER_SPEC and TF_CONFIG naming localhost ports,
+AIP_MODEL_DIR/AIP_CHECKPOINT_DIR/AIP_TENSORBOARD_LOG_DIR under tmp_path. The only
+substitution: the job's gs:// data directory becomes the local sample data directory.
+Dataflow starts the same image with Beam's boot flags; a stand-in boot loader shows that
+the entry point hands them over unchanged.
 """
 
+import datetime
 import importlib.util
+import io
 import json
 import os
 import socket
@@ -18,11 +21,31 @@ import sys
 
 import pytest
 
-from cloud import vertex
+from cloud import __main__ as cli
+
+import vertex_replicas  # tests/: Vertex's part in starting replicas
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_URI = "gs://s140-bucket/data"
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
+NOW = datetime.datetime(2026, 11, 1, 12, 30, 5, tzinfo=datetime.timezone.utc)
+
+
+def _image_env():
+    """The ENV instruction of the Dockerfile, as the container starts with it."""
+    with open(os.path.join(REPO, "Dockerfile")) as handle:
+        text = handle.read().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("ENV ")]
+    return dict(item.split("=", 1) for item in line.split()[1:])
+
+
+def _dry_run_job(command, submit_flags, job_args):
+    """The CustomJob body that `s140-submit COMMAND ... --dry_run` prints."""
+    out = io.StringIO()
+    argv = [command, "--project=p", "--region=us-central1", "--output_dir=gs://s140-bucket/runs/1",
+            f"--image_uri={IMAGE}", *submit_flags, "--dry_run", "--", *job_args]
+    assert cli.main(argv, out=out, now=NOW) == 0
+    return json.loads(out.getvalue())
 
 
 def _free_ports(count):
@@ -41,10 +64,10 @@ def _start_replicas(job, tmp_path, data_dir):
     addresses = [f"127.0.0.1:{port}" for port in _free_ports(sum(
         int(pool["replicaCount"]) for pool in job["jobSpec"]["workerPoolSpecs"]))]
     started = []
-    for replica in vertex.replica_environments(job, addresses, base_output_dir=str(base), job_id="local-job"):
+    for replica in vertex_replicas.replica_environments(job, addresses, base_output_dir=str(base), job_id="local-job"):
         env = {k: v for k, v in os.environ.items()
                if k not in ("TF_CONFIG", "CLUSTER_SPEC") and not k.startswith(("AIP_", "KERASTUNER_"))}
-        env.update(replica.env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+        env.update(_image_env(), **replica.env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
         args = [arg.replace(DATA_URI, data_dir) for arg in replica.args]
         process = subprocess.Popen(
             [sys.executable, "-m", "cloud.entrypoint", *args], env=env, cwd=tmp_path,
@@ -71,17 +94,12 @@ def _tensorboard_installed():
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def _config(name):
-    return vertex.JobConfig(project="p", region="us-central1", output_dir="gs://s140-bucket/runs/1",
-                            image_uri=IMAGE, display_name=name)
-
-
 def test_multi_worker_training_job_runs_on_two_local_processes(sample_data_dir, tmp_path):
-    job = vertex.training_job(
-        _config("s140-train-gap"),
+    job = _dry_run_job(
+        "train", ["--workers=2"],
         [f"--data_dir={DATA_URI}", "--architecture=gap", "--dense_units=8", "--epochs=1", "--batch_size=32"],
-        workers=2,
     )
+    assert job["displayName"] == "s140-train-gap-20261101-123005"
     assert [pool["replicaCount"] for pool in job["jobSpec"]["workerPoolSpecs"]] == [1, 1]
     base, started = _start_replicas(job, tmp_path, sample_data_dir)
     (chief_out, chief_err), (worker_out, worker_err) = _wait(started, timeout=300)
@@ -105,11 +123,10 @@ def test_tuning_job_runs_chief_and_worker_from_cluster_spec(sample_data_dir, tmp
     # tuning's share names (--data_dir) within one process.
     if importlib.util.find_spec("tuning.__main__") is None:
         pytest.skip("the tuning CLI (tuning/__main__.py) is not committed yet")
-    job = vertex.tuning_job(
-        _config("s140-tune-gap"),
+    job = _dry_run_job(
+        "tune", ["--parallel_trials=2"],
         [f"--data_dir={DATA_URI}", "--tuner=random", "--max_trials=3", "--max_epochs=1",
          "--architectures=gap", "--epochs_best=0", "--batch_size=32", "--early_stopping_patience=0"],
-        parallel_trials=2,
     )
     assert [pool["replicaCount"] for pool in job["jobSpec"]["workerPoolSpecs"]] == [1, 1]
     base, started = _start_replicas(job, tmp_path, sample_data_dir)
@@ -124,3 +141,42 @@ def test_tuning_job_runs_chief_and_worker_from_cluster_spec(sample_data_dir, tmp
     worker_trials = int(worker_out.split("Worker finished after ")[1].split(" trial")[0])
     trial_rows = (base / "trials.csv").read_text().strip().splitlines()[1:]
     assert len(trial_rows) == 3 and worker_trials >= 1  # the worker really ran trials
+
+
+_STAND_IN_BOOT = """#!{python}
+import json, os, sys
+with open({record!r}, "w") as handle:
+    json.dump({{"argv": sys.argv, "pid": os.getpid(),
+               "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": os.environ.get("RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT")}}, handle)
+"""
+
+
+def test_dataflow_boot_flags_go_to_beams_boot_loader_unchanged(tmp_path):
+    # Beam's boot loader lives at entrypoint.BEAM_BOOT in the image; a stand-in records
+    # what it was handed, and by whom.
+    boot, record = tmp_path / "boot", tmp_path / "boot.json"
+    boot.write_text(_STAND_IN_BOOT.format(python=sys.executable, record=str(record)))
+    boot.chmod(0o755)
+    # What Dataflow passes to an SDK worker container (Beam's boot flags).
+    boot_args = ["--id=sdk-0-0", "--logging_endpoint=localhost:12370", "--artifact_endpoint=localhost:12371",
+                 "--provision_endpoint=localhost:12372", "--control_endpoint=localhost:12373",
+                 "--semi_persist_dir=/var/opt/google"]
+    start = f"import sys, cloud.entrypoint as e; e.BEAM_BOOT = {str(boot)!r}; e.main(['entrypoint', *sys.argv[1:]])"
+    env = {**os.environ, **_image_env(), "PYTHONPATH": REPO}
+    process = subprocess.Popen([sys.executable, "-c", start, *boot_args], env=env, stderr=subprocess.PIPE, text=True)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    handed = json.loads(record.read_text())
+    assert handed["argv"] == [str(boot), *boot_args]
+    assert handed["pid"] == process.pid  # exec'd: the boot loader is the container's process
+    assert handed["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1"  # the image's ENV reaches Beam
+    assert "s140 entrypoint" not in stderr  # handed over before any command was looked up
+
+
+def test_boot_flags_without_a_boot_loader_are_refused_clearly():
+    env = {**os.environ, "PYTHONPATH": REPO}
+    start = "import cloud.entrypoint as e; e.BEAM_BOOT = '/nonexistent/boot'; e.main(['entrypoint', '--id=sdk-0-0'])"
+    process = subprocess.run([sys.executable, "-c", start], env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 1
+    assert "Expected a command among ['hptrial', 'predict', 'preprocess', 'train', 'tune']" in process.stderr
+    assert "Received: '--id=sdk-0-0'" in process.stderr

@@ -7,8 +7,12 @@ import re
 import pytest
 from vertex_stand_in import stand_in  # noqa: F401  (a fixture)
 
+from cloud import arguments
+from cloud import machines
 from cloud import storage
 from cloud import vertex
+
+import vertex_replicas  # tests/: Vertex's part in starting replicas
 
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 
@@ -40,7 +44,7 @@ def _config(**overrides):
     ],
 )
 def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, expected):
-    spec = vertex.check_machine(machine, accelerator, count)
+    spec = machines.check_machine(machine, accelerator, count)
     assert (spec.accelerator_type, spec.accelerator_count) == expected
     assert spec.machine_type == machine
 
@@ -58,14 +62,14 @@ def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, exp
     ],
 )
 def test_todays_machines_are_accepted_without_warning(machine, accelerator, count, expected, caplog):
-    spec = vertex.check_machine(machine, accelerator, count)
+    spec = machines.check_machine(machine, accelerator, count)
     assert (spec.machine_type, spec.accelerator_type, spec.accelerator_count) == (machine, *expected)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_the_accelerator_names_are_the_apis():
     aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
-    assert set(vertex.GPU_ACCELERATORS) <= {item.name for item in aiplatform_v1.AcceleratorType}
+    assert set(machines.GPU_ACCELERATORS) <= {item.name for item in aiplatform_v1.AcceleratorType}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +83,7 @@ def test_the_accelerator_names_are_the_apis():
 )
 def test_check_machine_errors(machine, accelerator, count, message):
     with pytest.raises(vertex.SpecError, match=message):
-        vertex.check_machine(machine, accelerator, count)
+        machines.check_machine(machine, accelerator, count)
 
 
 # The table only advises: what it does not list is logged and sent as asked.
@@ -103,7 +107,7 @@ def test_check_machine_errors(machine, accelerator, count, message):
     ],
 )
 def test_check_machine_warns_and_leaves_unknown_combinations_to_the_api(machine, accelerator, count, message, sent, caplog):
-    spec = vertex.check_machine(machine, accelerator, count)
+    spec = machines.check_machine(machine, accelerator, count)
     assert (spec.accelerator_type, spec.accelerator_count) == sent
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert re.search(message, warning) and warning.endswith("the Vertex AI API has the last word.")
@@ -115,6 +119,9 @@ def test_fuse_paths_are_accepted_in_job_arguments():
         "--data_dir=/gcs/b/prep/data", "--job_dir=/gcs/b/runs/1"]
     with pytest.raises(vertex.SpecError, match=r"or give its Cloud Storage FUSE path /gcs/BUCKET/"):
         vertex.training_job(_config(), ["--data_dir=/data/prep"])
+    # Dataflow's workers have no such mount: there /gcs/ is a local path like any other.
+    with pytest.raises(arguments.SpecError, match=r"Name a gs://BUCKET/\.\.\. location instead\.$"):
+        arguments.check_remote_paths(["--output_dir=/gcs/b/prep"], ("output_dir",))
 
 
 @pytest.mark.parametrize(
@@ -150,7 +157,7 @@ def test_parse_duration_errors(text):
 
 def test_single_worker_training_job_body():
     cfg = _config(
-        machine=vertex.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
+        machine=machines.check_machine("a2-highgpu-4g", "NVIDIA_TESLA_A100", 4),
         timeout="86400s", restart_job_on_worker_restart=True, spot=True,
         service_account="trainer@p.iam.gserviceaccount.com", env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -178,7 +185,7 @@ def test_single_worker_training_job_body():
 
 
 def test_multi_worker_training_job_has_chief_pool_and_worker_pool():
-    cfg = _config(machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
+    cfg = _config(machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 2))
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data"], workers=3)
     pools = job["jobSpec"]["workerPoolSpecs"]
     assert [pool["replicaCount"] for pool in pools] == [1, 2]
@@ -219,7 +226,7 @@ def test_job_body_errors(build, message):
 
 def test_replica_environments_match_vertex_contract():
     job = vertex.training_job(_config(env={"A": "1"}), ["--data_dir=gs://b/data"], workers=3)
-    replicas = vertex.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
+    replicas = vertex_replicas.replica_environments(job, ["h0:2222", "h1:2222", "h2:2222"], job_id="j")
     assert [(r.pool, r.index) for r in replicas] == [(0, 0), (1, 0), (1, 1)]
     worker = replicas[2]
     assert json.loads(worker.env["CLUSTER_SPEC"]) == {
@@ -232,8 +239,8 @@ def test_replica_environments_match_vertex_contract():
     assert worker.env["AIP_CHECKPOINT_DIR"] == "gs://b/runs/1/checkpoints/"
     assert worker.env["AIP_TENSORBOARD_LOG_DIR"] == "gs://b/runs/1/logs/"
     assert worker.env["A"] == "1" and worker.args == ("train", "--data_dir=gs://b/data")
-    with pytest.raises(vertex.SpecError, match="Expected 3 addresses"):
-        vertex.replica_environments(job, ["h0:1"])
+    with pytest.raises(ValueError, match="Expected 3 addresses"):
+        vertex_replicas.replica_environments(job, ["h0:1"])
 
 
 def test_console_url():
@@ -249,7 +256,7 @@ def test_submit_sends_the_body_to_the_custom_jobs_endpoint(stand_in):
     from google.auth.credentials import AnonymousCredentials
 
     cfg = _config(
-        machine=vertex.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
+        machine=machines.check_machine("n1-standard-8", "NVIDIA_TESLA_T4", 1), timeout="3600s", spot=True,
         restart_job_on_worker_restart=True, service_account="sa@p.iam.gserviceaccount.com", env={"X": "y"},
     )
     job = vertex.training_job(cfg, ["--data_dir=gs://b/data", "--architecture=gap"], workers=2)

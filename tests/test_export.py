@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from preprocessing import examples
 from preprocessing import schema
 from preprocessing import text
 from trainer import data
@@ -101,9 +102,13 @@ def _score_in_fresh_process(export_dir, texts, tmp_path):
     )
 
 
+def _split_like_the_beam_job(standardized):
+    return [token.decode("utf-8") for token in examples.split_tokens([standardized]).to_list()[0]]
+
+
 def _encode_like_the_beam_job(standardized, vocab_tokens, max_length):
     lookup = {token: index for index, token in enumerate(vocab_tokens)}
-    ids = [lookup.get(token, schema.UNK_ID) for token in text.tokens_of(standardized)][:max_length]
+    ids = [lookup.get(token, schema.UNK_ID) for token in _split_like_the_beam_job(standardized)][:max_length]
     return ids + [schema.PAD_ID] * (max_length - len(ids))
 
 

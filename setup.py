@@ -18,6 +18,7 @@ setuptools.setup(
     install_requires=[
         "absl-py>=2.1",
         f"apache-beam=={BEAM_VERSION}",
+        "cloudml-hypertune>=0.1.0.dev6",  # a Vertex tuning trial reports val_accuracy (trainer/hypertune.py)
         "google-cloud-storage>=2.18",
         "keras>=3.6",
         "keras-tuner>=1.4.7",

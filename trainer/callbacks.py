@@ -26,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import files
+from trainer import hypertune
 
 HISTORY_FILE = "history.json"
 BEST_MODEL_FILE = "best.keras"
@@ -278,6 +279,7 @@ def make_callbacks(
             log_dir,
         )
     callbacks.append(logger)
+    callbacks += hypertune.trial_callbacks(chief=chief)  # a Vertex tuning trial's metric
     # Keras runs batch hooks on the training thread, converting every step's logs to
     # Python (a device sync per step), unless every callback with a batch hook is marked
     # async_safe. Ours act once per epoch (TensorBoard, backups and checkpoints at epoch

@@ -1,12 +1,13 @@
 """s140-preprocess: Sentiment140 CSVs -> TFRecords, vocabulary, GloVe matrix, metadata.
 
-Example (local, DirectRunner on two processes):
+Example (local: the DirectRunner with one worker process per core):
 
-  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv \\
-      --output_dir=runs/data --direct_num_workers=2 --direct_running_mode=multi_processing
+  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv --output_dir=runs/data
 
-Any flag this command does not define is handed to Beam (--runner, --project, ...);
-a flag neither knows fails the command.
+Any flag this command does not define is handed to Beam (--runner, --project,
+--direct_num_workers, ...); a flag neither knows fails the command. Without
+--direct_num_workers or --direct_running_mode a local run uses every core
+(beam_options.with_local_parallelism).
 """
 
 import dataclasses
@@ -59,7 +60,7 @@ def _parse_flags(argv):
 
 
 def main(argv):
-    beam_args = argv[1:]
+    beam_args = beam_options.with_local_parallelism(argv[1:])
     for name in ("train_csv", "output_dir"):
         if not flags.FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")

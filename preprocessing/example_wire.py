@@ -13,6 +13,8 @@ tensorflow/core/example/{example,feature}.proto:
   Int64List.value = 1 (packed).
 """
 
+import functools
+
 import numpy as np
 
 from preprocessing import schema
@@ -38,21 +40,25 @@ def varint(n):
 def packed_varints(values):
     """One bytes object per row of a 2-D array of non-negative ints: the row's varints."""
     values = np.asarray(values, dtype=np.int64)
-    if values.size and values.min() < 0:
+    if not values.size:
+        return [b""] * values.shape[0]
+    largest = int(values.max())
+    if values.min() < 0:
         raise ValueError(f"Expected non-negative ids and labels. Received a minimum of {values.min()}.")
-    values = values.astype(np.uint64)
-    widths = np.ones(values.shape, dtype=np.int64)
-    for shift in range(7, 64, 7):
-        widths += values >= np.uint64(1) << np.uint64(shift)
-    width = int(widths.max()) if values.size else 1
+    values = values.astype(np.uint32 if largest < 2**32 else np.uint64)
+    width = 1  # bytes of the widest varint: only as many passes as the largest value needs
+    widths = np.ones(values.shape, dtype=np.uint8)
+    while largest >= 1 << (7 * width):
+        widths += values >= (1 << (7 * width))
+        width += 1
     digits = np.empty(values.shape + (width,), dtype=np.uint8)
     for position in range(width):
-        digit = (values >> np.uint64(7 * position)) & np.uint64(0x7F)
-        more = (position < widths - 1).astype(np.uint64) << np.uint64(7)
-        digits[..., position] = digit | more
-    kept = np.arange(width) < widths[..., None]
+        digits[..., position] = (values >> (7 * position)) & 0x7F
+        if position < width - 1:
+            digits[..., position] |= (widths > position + 1).astype(np.uint8) << 7
+    kept = np.arange(width, dtype=np.uint8) < widths[..., None]
     flat = digits[kept].tobytes()  # row after row, value after value, only the used digits
-    ends = np.cumsum(widths.sum(axis=1)).tolist()
+    ends = np.cumsum(widths.sum(axis=1, dtype=np.int64)).tolist()
     return [flat[start:end] for start, end in zip([0] + ends[:-1], ends)]
 
 
@@ -65,22 +71,26 @@ _TWEET_ID = _entry_head(schema.TWEET_ID.encode())
 _TEXT = _entry_head(schema.TEXT.encode())
 
 
-def _int64_feature(head, packed):
-    """A map entry whose value is an Int64List of the given packed varints."""
-    int64_list = _LEN + varint(len(packed)) + packed
-    feature = _INT64_LIST + varint(len(int64_list)) + int64_list
-    entry = head + varint(len(feature)) + feature
-    return _LEN + varint(len(entry)) + entry
+@functools.lru_cache(maxsize=None)
+def _int64_head(entry_head, length):
+    """Everything of a Features map entry before its Int64List's `length` bytes of
+    packed varints. It depends on the length only, so it is built once per length."""
+    int64_list = length + 1 + len(varint(length))
+    feature = int64_list + 1 + len(varint(int64_list))
+    entry = len(entry_head) + len(varint(feature)) + feature
+    return _LEN + varint(entry) + entry_head + varint(feature) + _INT64_LIST + varint(int64_list) + _LEN + varint(length)
 
 
-def _bytes_feature(head, value):
-    bytes_list = _LEN + varint(len(value)) + value
-    feature = _LEN + varint(len(bytes_list)) + bytes_list
-    entry = head + varint(len(feature)) + feature
-    return _LEN + varint(len(entry)) + entry
+@functools.lru_cache(maxsize=None)
+def _bytes_head(entry_head, length):
+    """Everything of a Features map entry before its BytesList's one value of `length` bytes."""
+    bytes_list = length + 1 + len(varint(length))
+    feature = bytes_list + 1 + len(varint(bytes_list))
+    entry = len(entry_head) + len(varint(feature)) + feature
+    return _LEN + varint(entry) + entry_head + varint(feature) + _LEN + varint(bytes_list) + _LEN + varint(length)
 
 
-_LABELS = {label: _int64_feature(_entry_head(schema.LABEL.encode()), _SMALL[label]) for label in (0, 1)}
+_LABELS = {label: _int64_head(_entry_head(schema.LABEL.encode()), 1) + _SMALL[label] for label in (0, 1)}
 
 
 def serialize_examples(token_ids, labels, tweet_ids, texts):
@@ -97,8 +107,8 @@ def serialize_examples(token_ids, labels, tweet_ids, texts):
     records = []
     for ids, label, tweet_id, text in zip(ids_bytes, labels, tweet_id_bytes, texts):
         features = b"".join((
-            _int64_feature(_TOKEN_IDS, ids), _LABELS[label], _int64_feature(_TWEET_ID, tweet_id),
-            _bytes_feature(_TEXT, text),
+            _int64_head(_TOKEN_IDS, len(ids)), ids, _LABELS[label],
+            _int64_head(_TWEET_ID, len(tweet_id)), tweet_id, _bytes_head(_TEXT, len(text)), text,
         ))
         records.append(_LEN + varint(len(features)) + features)
     return records

@@ -7,7 +7,7 @@ Example (local: the DirectRunner with one worker process per core):
 Any flag this command does not define is handed to Beam (--runner, --project,
 --direct_num_workers, ...); a flag neither knows fails the command. Without
 --direct_num_workers or --direct_running_mode a local run uses every core
-(beam_options.with_local_parallelism).
+(beam_options.local_parallelism).
 """
 
 import dataclasses
@@ -60,7 +60,7 @@ def _parse_flags(argv):
 
 
 def main(argv):
-    beam_args = beam_options.with_local_parallelism(argv[1:])
+    beam_args = argv[1:]
     for name in ("train_csv", "output_dir"):
         if not flags.FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
@@ -80,7 +80,7 @@ def main(argv):
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 
-    metadata = pipeline.preprocess(cfg, beam_args)
+    metadata = pipeline.preprocess(cfg, beam_args, beam_options.local_parallelism(beam_args))
     counts, embedding = metadata["counts"], metadata["embedding"]
     print(
         f"Wrote {cfg.output_dir}: train {counts['train']}, val {counts['val']}, test {counts['test']} "

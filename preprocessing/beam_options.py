@@ -51,23 +51,22 @@ def runner_for(options):
     return name
 
 
-def with_local_parallelism(beam_args, cpu_count=None):
-    """`beam_args` plus one worker process per core when the job runs locally and the
-    user chose neither --direct_num_workers nor --direct_running_mode (theirs always win).
+def local_parallelism(beam_args, cpu_count=None):
+    """The Beam args that give a local run one worker process per core, when the job runs
+    locally and the user chose neither --direct_num_workers nor --direct_running_mode
+    (theirs always win); otherwise none.
 
     Beam's default is one worker in the launcher's process, so a local run used one core.
     Processes rather than threads: the standardizer and GZIP release the GIL, but
     multi_threading failed at 1.6M rows inside Beam 2.77's FnApiRunner ("Invalid
     PaneInfoEncoding"), and processes measured faster than one in-process worker
-    (docs/benchmarks.md). On Dataflow and other runners the args are left as they are.
-    The output does not depend on this: the vocabulary is sorted by count then token and
-    the split and shard of a row come from its tweet id."""
+    (docs/benchmarks.md). On Dataflow and other runners nothing is added. The output
+    does not depend on this: the vocabulary is sorted by count then token, and the split
+    and shard of a row come from its tweet id."""
     beam_args = list(beam_args)
     runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
     chosen = any(arg.split("=", 1)[0] in _WORKER_FLAGS for arg in beam_args)
-    if runner not in _LOCAL_RUNNERS or chosen:
-        return beam_args
     workers = cpu_count or len(os.sched_getaffinity(0))
-    if workers < 2:
-        return beam_args
-    return beam_args + [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    if runner not in _LOCAL_RUNNERS or chosen or workers < 2:
+        return []
+    return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]

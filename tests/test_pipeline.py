@@ -196,6 +196,8 @@ def test_local_runs_get_a_worker_process_per_core_unless_told_otherwise():
     assert beam_options.local_parallelism([], cpu_count=4) == per_core
     assert beam_options.local_parallelism(["--runner=DirectRunner", "--job_name=x"], cpu_count=4) == per_core
     assert beam_options.local_parallelism([], cpu_count=1) == []
+    assert beam_options.local_parallelism([], cpu_count=64) == [
+        f"--direct_num_workers={beam_options.MAX_DEFAULT_WORKERS}", "--direct_running_mode=multi_processing"]
     assert beam_options.local_parallelism(["--direct_num_workers=1"], cpu_count=4) == []
     assert beam_options.local_parallelism(["--direct_running_mode=in_memory"], cpu_count=4) == []
     assert beam_options.local_parallelism(["--runner=DataflowRunner", "--project=p"], cpu_count=4) == []

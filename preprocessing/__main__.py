@@ -1,14 +1,15 @@
 """s140-preprocess: Sentiment140 CSVs -> TFRecords, vocabulary, GloVe matrix, metadata.
 
-Example (local, DirectRunner on two processes):
+Example (local: the DirectRunner with one worker process per core):
 
-  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv \\
-      --output_dir=runs/data --direct_num_workers=2 --direct_running_mode=multi_processing
+  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv --output_dir=runs/data
 
 --train_csv and --test_csv may be repeated and take comma-separated lists; every file
 named is read (a path named twice is refused). .csv.gz and .csv.bz2 are decompressed.
-Any flag this command does not define is handed to Beam (--runner, --project, ...);
-a flag neither knows fails the command.
+Any flag this command does not define is handed to Beam (--runner, --project,
+--direct_num_workers, ...); a flag neither knows fails the command. Without
+--direct_num_workers or --direct_running_mode a local run uses every core
+(beam_options.local_parallelism).
 """
 
 import dataclasses
@@ -134,7 +135,7 @@ def main(argv):
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 
-    metadata = pipeline.preprocess(cfg, beam_args)
+    metadata = pipeline.preprocess(cfg, beam_args, beam_options.local_parallelism(beam_args))
     counts, embedding = metadata["counts"], metadata["embedding"]
     print(
         f"Wrote {cfg.output_dir}: train {counts['train']}, val {counts['val']}, test {counts['test']} "

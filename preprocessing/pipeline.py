@@ -78,20 +78,26 @@ class Outcome(typing.NamedTuple):
     counters: typing.Dict[str, int]  # its Metrics counters (preprocessing/counters.py)
 
 
-def run(cfg, beam_args=()):
+def run(cfg, beam_args=(), default_beam_args=()):
     """Runs the job to completion; returns its Outcome.
 
     Args:
       cfg: a config.PreprocessConfig.
-      beam_args: Beam pipeline options as command-line strings (--runner, --project, ...).
+      beam_args: Beam pipeline options as command-line strings (--runner, --project, ...),
+        recorded in metadata.json.
+      default_beam_args: options the command chose for this machine (see
+        beam_options.local_parallelism); they change how fast, not what, the job writes,
+        so they are logged rather than recorded.
     """
-    options = beam_options.strict_pipeline_options(beam_args)
+    options = beam_options.strict_pipeline_options(list(beam_args) + list(default_beam_args))
+    visible_options = beam_options.strict_pipeline_options(beam_args).get_all_options(drop_default=True)
+    if default_beam_args:
+        logging.info("Beam options chosen for this machine: %s", " ".join(default_beam_args))
     input_files = expand_inputs(cfg)
     glove_dim = glove.infer_dim(cfg.glove)
     outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
     logging.info("Preprocessing %d input files into %s (GloVe %s, dim %d)",
                  len(input_files), cfg.output_dir, cfg.glove, glove_dim)
-    visible_options = options.get_all_options(drop_default=True)
     # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
     with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
         build(pipeline, cfg, input_files, glove_dim, visible_options)
@@ -103,6 +109,6 @@ def run(cfg, beam_args=()):
     return Outcome(metadata, final_counters)
 
 
-def preprocess(cfg, beam_args=()):
+def preprocess(cfg, beam_args=(), default_beam_args=()):
     """Runs the job to completion (see `run`); returns the metadata it wrote."""
-    return run(cfg, beam_args).metadata
+    return run(cfg, beam_args, default_beam_args).metadata

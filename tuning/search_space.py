@@ -30,7 +30,6 @@ import typing
 import keras_tuner
 
 from trainer import models
-from trainer import train
 
 ARCHITECTURE = "architecture"
 LEARNING_RATE = "learning_rate"
@@ -295,4 +294,4 @@ class SentimentHyperModel(keras_tuner.HyperModel):
             embedding_matrix=self.contract.embeddings,  # frozen GloVe in every trial
             **hparams,
         )
-        return train.compile_model(model, learning_rate)
+        return models.compile_model(model, learning_rate)

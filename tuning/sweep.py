@@ -405,9 +405,8 @@ def _search(cfg, contract, plan, policy, worker_env, oracle_process, max_length)
     distribution = strategy_lib.make_strategy(plan)
     replicas = distribution.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
-    common = dict(batch_size=global_batch, max_length=contract.max_length)
-    train = data.make_dataset(cfg.data_dir, "train", shuffle=True, seed=cfg.seed, **common)
-    val = data.make_dataset(cfg.data_dir, "val", **common)
+    train = data.make_dataset(contract, "train", batch_size=global_batch, shuffle=True, seed=cfg.seed)
+    val = data.make_dataset(contract, "val", batch_size=global_batch)
     logging.info(
         "Trials train on %s: %d replica(s) x %d = global batch %d; dtype policy %s.",
         plan.describe(), replicas, cfg.batch_size, global_batch, policy,

@@ -107,11 +107,11 @@ def resolve_dirs(job_dir, environ):
     Returns:
       A `RunDirs`.
     """
-    job_dir = _strip_slash(job_dir)
+    job_dir = strip_slash(job_dir)
 
     def pick(variable, default_name):
         value = environ.get(variable)
-        return _strip_slash(value) if value else posixpath.join(job_dir, default_name)
+        return strip_slash(value) if value else posixpath.join(job_dir, default_name)
 
     return RunDirs(
         job_dir=job_dir,
@@ -125,10 +125,10 @@ def default_job_dir(environ):
     """The job dir when --job_dir is not given: Vertex AI's base output directory (the
     parent of AIP_MODEL_DIR), or None outside Vertex AI."""
     model_dir = environ.get(AIP_MODEL_DIR)
-    return posixpath.dirname(_strip_slash(model_dir)) if model_dir else None
+    return posixpath.dirname(strip_slash(model_dir)) if model_dir else None
 
 
-def _strip_slash(path):
+def strip_slash(path):
     # "gs://bucket/base/model/" -> "gs://bucket/base/model", but keep "/" and "gs://b/".
     stripped = path.rstrip("/")
     return stripped if stripped and not stripped.endswith(":") else path

@@ -176,21 +176,21 @@ def hyperparameters(architecture):
     return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
 
 
-def check_hyperparameters(architecture, hparams):
+def check_hyperparameters(architecture, hparams, *, received="unknown"):
     """The one check of an architecture's hyperparameters (the CLIs, `TrainConfig`,
     the search-space table and `build_model` all call it).
 
     Raises:
       ValueError: for an unknown architecture or hyperparameter (listing the valid
         ones), a value whose type differs from the default's, or a dropout rate
-        outside [0, 1).
+        outside [0, 1). `received` says where unknown names came from.
     """
     defaults = hyperparameters(architecture)  # raises for an unknown architecture
     unknown = sorted(set(hparams) - set(defaults))
     if unknown:
         raise ValueError(
             f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
-            f"Received unknown: {unknown}."
+            f"Received {received}: {unknown}."
         )
     for name, value in hparams.items():
         expected = type(defaults[name])

@@ -103,7 +103,8 @@ RECURRENT_DROPOUT_SPACE = Choice((0.0, 0.1, 0.2, 0.3), default=0.0)
 
 def _check_table():
     """The table names exactly the keywords of each body (but recurrent_dropout), with
-    values of the defaults' types: a renamed or new model knob fails at import."""
+    values that `models.check_hyperparameters` accepts: a renamed or new model knob, or
+    a value of the wrong type, fails at import."""
     if set(SEARCH_SPACE) != set(models.ARCHITECTURES):
         raise TypeError(
             f"SEARCH_SPACE covers {sorted(SEARCH_SPACE)}; trainer.models has "
@@ -118,13 +119,9 @@ def _check_table():
                 f"{sorted(expected)} (besides recurrent_dropout)."
             )
         for name, spec in space.items():
-            kind = float if isinstance(defaults[name], float) else type(defaults[name])
             values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
-            if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
-                raise TypeError(
-                    f"SEARCH_SPACE[{architecture!r}][{name!r}] must hold {kind.__name__} "
-                    f"values like the default {defaults[name]!r}. Received: {values}."
-                )
+            for value in values:  # the models' own check: names, types and ranges
+                models.check_hyperparameters(architecture, {name: value})
 
 
 _check_table()

@@ -30,6 +30,7 @@ import typing
 import keras_tuner
 
 from trainer import models
+from trainer import run as run_lib
 
 ARCHITECTURE = "architecture"
 LEARNING_RATE = "learning_rate"
@@ -283,12 +284,5 @@ class SentimentHyperModel(keras_tuner.HyperModel):
             LEARNING_RATE: learning_rate,
             "hparams": dict(hparams),
         }
-        model = models.build_model(
-            architecture,
-            vocab_size=self.contract.vocab_size,
-            embedding_dim=self.contract.embedding_dim,
-            max_length=self.contract.max_length,
-            embedding_matrix=self.contract.embeddings,  # frozen GloVe in every trial
-            **hparams,
-        )
-        return models.compile_model(model, learning_rate)
+        # The trainer's build and compile, on the contract's frozen GloVe.
+        return run_lib.build_model(self.contract, architecture, hparams, learning_rate)

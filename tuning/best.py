@@ -106,6 +106,8 @@ def retrain_best(cfg, best, *, environ=None):
             and metrics.get("learning_rate") == train_cfg.learning_rate
             and metrics.get("epochs_requested") == train_cfg.epochs
             and metrics.get("seed") == train_cfg.seed
+            and metrics.get("per_replica_batch_size") == train_cfg.batch_size
+            and metrics.get("data_dir") == train_cfg.data_dir
         )
         if same:
             logging.info("The best configuration (trial %s) is already retrained in %s.", best.trial_id, train_cfg.job_dir)

@@ -3,7 +3,7 @@
 `GetHyperparameterTuningJob` returns every trial with its parameters, measurements and
 state. This module maps them onto `tuning.results.TrialRecord` (parameter ids back to
 the search space's names, Vizier's states to KerasTuner's) and a `SweepConfig` that
-describes the job, then lets `tuning.results` write trials.csv,
+describes the job, then lets `tuning.results` and `tuning.summary` write trials.csv,
 best_hyperparameters.json, summary.md and objective_per_trial.png as it does for a
 KerasTuner sweep.
 """
@@ -16,6 +16,7 @@ from cloud import hptune
 from tuning import config as tuning_config
 from tuning import results
 from tuning import search_space
+from tuning import summary
 
 # Trial.State -> the status names tuning.results counts.
 _STATUS = {"SUCCEEDED": "COMPLETED", "INFEASIBLE": "FAILED", "ACTIVE": "RUNNING",
@@ -124,5 +125,5 @@ def write_report(job, output_dir):
     records = trial_records(job)
     best = results.best_trial(records, cfg.objective_direction)
     written = results.write_tables(cfg, records, best)
-    written.update(results.write_summary(cfg, records, best, planned=cfg.max_trials))
+    written.update(summary.write_summary(cfg, records, best, planned=cfg.max_trials))
     return written

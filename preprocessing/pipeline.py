@@ -26,12 +26,13 @@ from preprocessing import beam_options
 from preprocessing import counters
 from preprocessing import glove
 from preprocessing import outputs
+from preprocessing import rows
 from preprocessing import schema
 from preprocessing import transforms
 
 
 def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
-    """Adds the whole job to `pipeline`. `input_files` is a list of (path, role)."""
+    """Adds the whole job to `pipeline`. `input_files` is a list of rows.InputFile."""
     out = cfg.output_dir
     batches, rejected = (
         pipeline
@@ -59,9 +60,14 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
 
 
 def expand_inputs(cfg):
-    """[(path, role)] for every file the globs match; fails early on a glob matching
-    nothing, since an empty input would otherwise produce an empty, valid-looking job."""
-    files = []
+    """[rows.InputFile] for every file the globs match, each once, with the encoding it
+    is read with (cfg.encoding, "auto" decided per file here, before the job starts).
+
+    Fails early on a glob matching nothing, since an empty input would otherwise produce
+    an empty, valid-looking job, and on a file that is both training and test input.
+    A file matched by two patterns of one flag (`data/*.csv` and `data/a.csv`) is read once.
+    """
+    roles = {}
     for role, patterns in (("train", cfg.train_csv), ("test", cfg.test_csv)):
         for pattern in patterns:
             matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
@@ -69,7 +75,21 @@ def expand_inputs(cfg):
                 raise FileNotFoundError(
                     f"Expected --{role}_csv {pattern!r} to match at least one file. Received no match."
                 )
-            files.extend((path, role) for path in matched)
+            for path in matched:
+                if roles.get(path, role) != role:
+                    raise ValueError(
+                        f"Expected every input file to be either --train_csv or --test_csv. Received "
+                        f"{path!r} as both (test rows would leak into training). Name it under one flag."
+                    )
+                if path in roles:
+                    logging.info("--%s_csv %r matches %s again: reading it once", role, pattern, path)
+                    continue
+                roles[path] = role
+    files = []
+    for path, role in roles.items():
+        encoding = rows.file_encoding(path, cfg.encoding)
+        logging.info("Input %s (%s) is read as %s", path, role, encoding)
+        files.append(rows.InputFile(path, role, encoding))
     return files
 
 

@@ -64,8 +64,8 @@ class ReadLinesFn(beam.DoFn):
         self._batch_size = batch_size
 
     def process(self, source):
-        path, role = source
-        for line_batch in rows.read_line_batches(path, role, self._batch_size):
+        path, role, encoding = rows.InputFile(*source)
+        for line_batch in rows.read_line_batches(path, role, self._batch_size, encoding):
             counters.add(counters.ROWS_READ, len(line_batch.texts))
             yield line_batch
 
@@ -73,7 +73,7 @@ class ReadLinesFn(beam.DoFn):
 class ReadRows(beam.PTransform):
     """PBegin -> LineBatches of every input file, spread over the workers.
 
-    `input_files` is a list of (path, role)."""
+    `input_files` is a list of rows.InputFile (or (path, role): encoding "auto")."""
 
     def __init__(self, input_files, batch_size):
         super().__init__()
@@ -249,7 +249,7 @@ class JoinGlove(beam.PTransform):
             )
         else:
             lines = pbegin | "GloveLines" >> beam.io.ReadFromText(self._spec)
-        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim), vocabulary_set)
+        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim, self._spec), vocabulary_set)
 
 
 class WriteEmbeddings(beam.PTransform):

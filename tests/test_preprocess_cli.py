@@ -11,8 +11,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 from preprocessing import config
 from preprocessing import rows
 from preprocessing import schema
@@ -96,7 +94,6 @@ def test_encoding_flag_reaches_the_config():
     assert "--encoding" in result.stderr and "auto" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.py does not yet pass cfg.encoding to rows.read_line_batches")
 def test_a_forced_encoding_reaches_the_reader(tmp_path):
     from preprocessing import pipeline
 
@@ -107,3 +104,6 @@ def test_a_forced_encoding_reaches_the_reader(tmp_path):
         glove=str(tmp_path / "glove.txt"), num_shards=1, max_error_rate=0.5, encoding="utf-8",
     ))
     assert metadata["rejected_by_reason"] == {rows.BAD_ENCODING: 1}
+    assert metadata["input_encodings"] == {str(tmp_path / "train.csv"): rows.UTF8}
+    counts = metadata["counts"]
+    assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 41

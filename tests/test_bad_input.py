@@ -1,0 +1,106 @@
+"""The Beam job on inputs a new user gets wrong: encodings, overlapping globs, broken
+GloVe lines past the checked head, empty training data, duplicate tweet ids, and the
+error-rate message. In every case the counts add up exactly."""
+
+import json
+import logging
+
+import pytest
+
+from preprocessing import config, glove, metadata, pipeline, rows, schema
+
+GLOVE_TEXT = "happy 1 0 0 0\nsad 0 1 0 0\nday 0 0 1 0\ncafé 0 0 0 1\n"
+
+
+def csv_line(polarity, tweet_id, text):
+    return f'"{polarity}","{tweet_id}","d","q","u","{text}"\n'
+
+
+def tweets(first_id, n, extra=""):
+    """n alternating happy/sad rows with ids first_id, first_id + 1, ..."""
+    return "".join(
+        csv_line("4" if i % 2 == 0 else "0", first_id + i, ("happy day" if i % 2 == 0 else "sad day") + extra)
+        for i in range(n)
+    )
+
+
+def write(path, text, encoding="latin-1"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def settings(tmp_path, train, **overrides):
+    glove_path = tmp_path / "glove.txt"
+    if not glove_path.exists():
+        glove_path.write_text(GLOVE_TEXT, encoding="utf-8")
+    values = dict(
+        train_csv=tuple(train), output_dir=str(tmp_path / "out"), glove=str(glove_path),
+        num_shards=1, max_length=4, min_count=1, max_error_rate=0.5,
+    )
+    values.update(overrides)
+    return config.PreprocessConfig(**values)
+
+
+def assert_counts_add_up(meta, rows_read):
+    counts = meta["counts"]
+    assert counts["rows_read"] == rows_read
+    assert (
+        counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"]
+        == counts["rows_read"]
+    )
+    assert sum(meta["rejected_by_reason"].values()) == counts["rejected"]
+
+
+def test_auto_encoding_is_decided_and_recorded_per_file(tmp_path):
+    utf8 = write(tmp_path / "utf8.csv", tweets(1, 20, " café"), encoding="utf-8")
+    latin1 = write(tmp_path / "latin1.csv", tweets(100, 20, " café"), encoding="latin-1")
+    meta = pipeline.preprocess(settings(tmp_path, [utf8, latin1]))
+    assert meta["input_encodings"] == {utf8: rows.UTF8, latin1: rows.LATIN1}
+    tokens = (tmp_path / "out" / schema.VOCAB_FILE).read_text(encoding="utf-8").split("\n")
+    # Both files decode to the same word: no mojibake ("cafÃ©") reaches the vocabulary.
+    assert "café" in tokens and not [token for token in tokens if "Ã" in token]
+    assert meta["embedding"]["covered_types"] == 4
+    assert_counts_add_up(meta, 40)
+
+
+def test_overlapping_globs_read_each_file_once(tmp_path, caplog):
+    a = write(tmp_path / "data" / "a.csv", tweets(1, 30))
+    b = write(tmp_path / "data" / "b.csv", tweets(100, 20))
+    with caplog.at_level(logging.INFO):
+        meta = pipeline.preprocess(settings(tmp_path, [str(tmp_path / "data" / "*.csv"), a]))
+    assert meta["files"]["train_csv"] == [a, b]
+    assert meta["counts"]["train"] + meta["counts"]["val"] == 50
+    assert_counts_add_up(meta, 50)
+    assert f"matches {a} again: reading it once" in caplog.text
+
+
+def test_a_file_given_as_train_and_test_is_refused(tmp_path):
+    a = write(tmp_path / "data" / "a.csv", tweets(1, 4))
+    with pytest.raises(ValueError, match="as both"):
+        pipeline.expand_inputs(settings(tmp_path, [str(tmp_path / "data" / "*.csv")], test_csv=(a,)))
+
+
+def test_a_bad_glove_line_past_the_checked_head_names_glove(tmp_path):
+    good = "".join(f"word{i} 1 2 3 4\n" for i in range(glove.HEAD_LINES + 5))
+    bad = tmp_path / "long_glove.txt"
+    bad.write_text("happy 1 0 0 0\n" + good + "sad 0 1 0\n", encoding="utf-8")
+    train = write(tmp_path / "train.csv", tweets(1, 10))
+    with pytest.raises(glove.GloveFormatError, match=f"Expected 4 values .* of --glove={bad} .*Received 3 on a line, which starts 'sad 0 1 0'"):
+        pipeline.preprocess(settings(tmp_path, [train], glove=str(bad)))
+    assert not (tmp_path / "out" / schema.METADATA_FILE).exists()
+
+
+def test_the_error_rate_message_counts_the_rows_read_as_metadata_does(tmp_path):
+    train = write(tmp_path / "train.csv", tweets(1, 20) + csv_line("9", 50, "x") + csv_line("4", "abc", "x"))
+    test = write(tmp_path / "test.csv", tweets(200, 4) + csv_line("2", 300, "a day") + csv_line("2", 301, "day"))
+    meta = pipeline.preprocess(settings(tmp_path, [train], test_csv=(test,), max_error_rate=1.0))
+    counts = meta["counts"]
+    assert_counts_add_up(meta, 28)
+    assert (counts["rejected"], counts["skipped_neutral"]) == (2, 2)
+    assert meta["error_rate"] == round(2 / 28, 6)
+    with pytest.raises(metadata.ErrorRateExceeded) as failure:
+        pipeline.preprocess(settings(tmp_path, [train], test_csv=(test,), max_error_rate=0.01, overwrite=True))
+    assert f"Received {2 / 28:.2%} (2 of 28 rows read)" in str(failure.value)
+    assert f"{counts['rejected']} of {counts['rows_read']} rows read" in str(failure.value)
+    assert not (tmp_path / "out" / schema.METADATA_FILE).exists()

@@ -68,6 +68,7 @@ _USER_ERRORS = (
     FileNotFoundError,
     outputs.OutputDirNotEmpty,
     metadata_lib.ErrorRateExceeded,
+    metadata_lib.EmptyTrainSplit,
     glove.GloveFormatError,
 )
 

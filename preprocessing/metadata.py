@@ -14,6 +14,10 @@ class ErrorRateExceeded(RuntimeError):
     pass
 
 
+class EmptyTrainSplit(ValueError):
+    """No training example is left: a model could not be trained on the output."""
+
+
 def length_percentiles(histogram):
     """Percentiles of a {length: count} histogram (nearest rank)."""
     total = sum(histogram.values())
@@ -115,6 +119,23 @@ def check_error_rate(metadata, max_error_rate):
         )
 
 
+def check_train_split(metadata):
+    counts = metadata["counts"]
+    if counts["train"]:
+        return
+    if counts["val"]:
+        why = f"all {counts['val']} kept training rows fell in val; add rows or lower --val_fraction"
+    elif metadata["rejected_by_reason"]:
+        why = f"every row was rejected ({metadata['rejected_by_reason']}; the rows are in {schema.REJECTED_DIR}/)"
+    else:
+        why = "the files hold no row (are they empty?)"
+    raise EmptyTrainSplit(
+        f"Expected at least one training example from --train_csv {metadata['files']['train_csv']}. "
+        f"Received none of {counts['rows_read']} rows read: {why}. No metadata.json was written, "
+        "so this output will not be read as complete."
+    )
+
+
 def to_json(metadata):
     return json.dumps(metadata, indent=2, sort_keys=True) + "\n"
 
@@ -134,6 +155,7 @@ def write_metadata(_, *, cfg, input_files, pipeline_options, counts, vocabulary,
         rejected_files=list(rejected_files),
         pipeline_options=pipeline_options,
     )
+    check_train_split(metadata)
     check_error_rate(metadata, cfg.max_error_rate)
     outputs.write_text(posixpath.join(cfg.output_dir, schema.METADATA_FILE), to_json(metadata))
     return metadata

@@ -104,3 +104,39 @@ def test_the_error_rate_message_counts_the_rows_read_as_metadata_does(tmp_path):
     assert f"Received {2 / 28:.2%} (2 of 28 rows read)" in str(failure.value)
     assert f"{counts['rejected']} of {counts['rows_read']} rows read" in str(failure.value)
     assert not (tmp_path / "out" / schema.METADATA_FILE).exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("", "the files hold no row"),
+    (csv_line("2", 1, "meh") + csv_line("2", 2, "meh too"), "every row was rejected"),
+    (csv_line("4", 1, "~~ ^^") + csv_line("0", 2, "~~") + csv_line("4", 3, ""), "every row was rejected"),
+])
+def test_an_empty_train_split_fails_and_leaves_no_metadata(tmp_path, content, reason):
+    train = write(tmp_path / "train.csv", content)
+    test = write(tmp_path / "test.csv", tweets(200, 4))
+    with pytest.raises(metadata.EmptyTrainSplit, match=f"Expected at least one training example .*{reason}") as failure:
+        pipeline.preprocess(settings(tmp_path, [train], test_csv=(test,), max_error_rate=1.0))
+    assert not (tmp_path / "out" / schema.METADATA_FILE).exists()
+    # Counts add up: every training row is in rejected/, the 4 test rows are the rest.
+    rejected = [line for path in (tmp_path / "out" / "rejected").glob("*.jsonl") for line in path.read_text().splitlines()]
+    train_rows = content.count("\n")
+    assert len(rejected) == train_rows
+    assert f"Received none of {train_rows + 4} rows read" in str(failure.value)
+
+
+def test_an_empty_train_split_fails_the_command_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    train = write(tmp_path / "train.csv", "")
+    (tmp_path / "glove.txt").write_text(GLOVE_TEXT, encoding="utf-8")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "preprocessing", f"--train_csv={train}", f"--output_dir={out}",
+         f"--glove={tmp_path / 'glove.txt'}", "--num_shards=1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("s140-preprocess: error:")]
+    assert len(errors) == 1 and "Received none of 0 rows read" in errors[0], result.stderr[-2000:]
+    assert not (out / schema.METADATA_FILE).exists()

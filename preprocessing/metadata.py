@@ -38,9 +38,10 @@ def length_percentiles(histogram):
 
 
 def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_files, rejected_files,
-                   pipeline_options):
+                   pipeline_options, duplicates=None):
     """The metadata document. `counts` is the job's Counter of rows (see transforms.row_counts);
-    `input_files` a list of rows.InputFile (or (path, role))."""
+    `input_files` a list of rows.InputFile (or (path, role)); `duplicates` a
+    duplicates.Duplicates."""
     input_files = [rows.InputFile(*input_file) for input_file in input_files]
     from preprocessing import text  # imports TensorFlow: only where metadata is written
 
@@ -83,6 +84,9 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
         },
         "label_balance": per_split,
         "rejected_by_reason": rejected_by_reason,
+        # Examples repeating the tweet id of another example (found before any is dropped).
+        "duplicate_tweet_ids": duplicates.later_copies if duplicates else 0,
+        "drop_duplicate_ids": cfg.drop_duplicate_ids,
         # One definition of the rows the rate is of: rows_read, neutral test rows included.
         "error_rate": round(rejected / rows_read, 6) if rows_read else 0.0,
         "train_length_percentiles": length_percentiles(lengths),
@@ -141,7 +145,7 @@ def to_json(metadata):
 
 
 def write_metadata(_, *, cfg, input_files, pipeline_options, counts, vocabulary, embedding, train, val, test,
-                   rejected_files, vocab_file):
+                   rejected_files, vocab_file, duplicates=None):
     """Builds the metadata from the job's results, checks the error rate, then writes
     metadata.json; returns the metadata. The Beam job's last step (transforms.WriteMetadata)."""
     del vocab_file  # a side input only so that this step waits for vocab.txt
@@ -154,6 +158,7 @@ def write_metadata(_, *, cfg, input_files, pipeline_options, counts, vocabulary,
         split_files={"train": list(train), "val": list(val), "test": list(test)},
         rejected_files=list(rejected_files),
         pipeline_options=pipeline_options,
+        duplicates=duplicates,
     )
     check_train_split(metadata)
     check_error_rate(metadata, cfg.max_error_rate)

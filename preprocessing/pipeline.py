@@ -16,6 +16,7 @@ job runs; they are logged when it ends. metadata.json is the record.
 
 import json
 import posixpath
+import time
 import typing
 
 import apache_beam as beam
@@ -24,6 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from preprocessing import beam_options
 from preprocessing import counters
+from preprocessing import duplicates
 from preprocessing import glove
 from preprocessing import outputs
 from preprocessing import rows
@@ -37,8 +39,12 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
     batches, rejected = (
         pipeline
         | "ReadRows" >> transforms.ReadRows(input_files, cfg.batch_size)
-        | "ParseAndStandardize" >> transforms.ParseAndStandardize(cfg.val_fraction)
+        | "ParseAndStandardize" >> transforms.ParseAndStandardize(cfg.val_fraction, cfg.drop_duplicate_ids)
     )
+    duplicate_ids = batches | "CountDuplicateIds" >> duplicates.CountDuplicateIds()
+    if cfg.drop_duplicate_ids:
+        batches, dropped = batches | "DropDuplicateIds" >> duplicates.DropLaterCopies(duplicate_ids)
+        rejected = (rejected, dropped) | "AllRejected" >> beam.Flatten()
     vocabulary = batches | "BuildVocabulary" >> transforms.BuildVocabulary(cfg.vocab_size, cfg.min_count)
     embedding = (
         vocabulary
@@ -53,6 +59,7 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
         "vocabulary": vocabulary,
         "vocab_file": vocabulary | "WriteVocabulary" >> beam.Map(transforms.write_vocabulary, out),
         "embedding": embedding,
+        "duplicates": duplicate_ids,
         "rejected_files": rejected | "WriteRejected" >> transforms.WriteRejected(out),
         **split_files,
     }
@@ -106,21 +113,38 @@ def run(cfg, beam_args=()):
       beam_args: Beam pipeline options as command-line strings (--runner, --project, ...).
     """
     options = beam_options.strict_pipeline_options(beam_args)
+    started = time.monotonic()
+    logging.info("Stage 1/3: checking the inputs, the GloVe source and %s", cfg.output_dir)
     input_files = expand_inputs(cfg)
     glove_dim = glove.infer_dim(cfg.glove)
     outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
-    logging.info("Preprocessing %d input files into %s (GloVe %s, dim %d)",
-                 len(input_files), cfg.output_dir, cfg.glove, glove_dim)
+    logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
+                 "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
+                 len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
     visible_options = options.get_all_options(drop_default=True)
     # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
     with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
         build(pipeline, cfg, input_files, glove_dim, visible_options)
     final_counters = counters.final_values(pipeline.result)
+    logging.info("Stage 3/3: the job ended after %.0fs; reading back %s", time.monotonic() - started,
+                 schema.METADATA_FILE)
     logging.info("Counters of namespace %s: %s", counters.NAMESPACE,
                  ", ".join(f"{name}={value}" for name, value in final_counters.items()))
     with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
         metadata = json.loads(handle.read().decode("utf-8"))
+    _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
     return Outcome(metadata, final_counters)
+
+
+def _warn_of_duplicates(later_copies, dropped):
+    if not later_copies:
+        return
+    if dropped:
+        logging.warning("%d rows repeated the tweet id of another row: dropped (reason %s in rejected/)",
+                        later_copies, rows.DUPLICATE_ID)
+    else:
+        logging.warning("%d rows repeat the tweet id of another row and are kept (duplicate_tweet_ids in "
+                        "metadata.json); pass --drop_duplicate_ids to keep one copy of each", later_copies)
 
 
 def preprocess(cfg, beam_args=()):

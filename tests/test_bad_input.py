@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from preprocessing import config, glove, metadata, pipeline, rows, schema
+from preprocessing import config, counters, glove, metadata, pipeline, rows, schema
 
 GLOVE_TEXT = "happy 1 0 0 0\nsad 0 1 0 0\nday 0 0 1 0\ncafé 0 0 0 1\n"
 
@@ -140,3 +140,51 @@ def test_an_empty_train_split_fails_the_command_with_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("s140-preprocess: error:")]
     assert len(errors) == 1 and "Received none of 0 rows read" in errors[0], result.stderr[-2000:]
     assert not (out / schema.METADATA_FILE).exists()
+
+
+def duplicate_inputs(tmp_path):
+    """a.csv: ids 1..20, then id 5 again (other label); b.csv: ids 5 and 7 again, then 30..33."""
+    a = write(tmp_path / "a.csv", tweets(1, 20) + csv_line("4", 5, "happy happy"))
+    b = write(tmp_path / "b.csv", csv_line("0", 5, "sad") + csv_line("0", 7, "sad sad") + tweets(30, 4))
+    return a, b
+
+
+def test_duplicate_ids_are_counted_kept_and_warned_of(tmp_path, caplog):
+    a, b = duplicate_inputs(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        meta = pipeline.preprocess(settings(tmp_path, [b, a]))
+    assert meta["duplicate_tweet_ids"] == 3 and meta["drop_duplicate_ids"] is False
+    assert meta["rejected_by_reason"] == {}
+    assert meta["counts"]["train"] + meta["counts"]["val"] == 27
+    assert_counts_add_up(meta, 27)
+    assert "3 rows repeat the tweet id of another row and are kept" in caplog.text
+
+
+def test_drop_duplicate_ids_keeps_the_copy_of_the_smallest_file_and_line(tmp_path):
+    import tensorflow as tf
+
+    a, b = duplicate_inputs(tmp_path)
+    outcome = pipeline.run(settings(tmp_path, [b, a], drop_duplicate_ids=True))
+    meta = outcome.metadata
+    # The live counters agree: the dropped copies move from kept to rejected.
+    assert outcome.counters[counters.rejected(rows.DUPLICATE_ID)] == 3
+    assert outcome.counters[counters.kept("train")] + outcome.counters.get(counters.kept("val"), 0) == 24
+    assert meta["duplicate_tweet_ids"] == 3 and meta["drop_duplicate_ids"] is True
+    assert meta["rejected_by_reason"] == {rows.DUPLICATE_ID: 3}
+    assert meta["counts"]["train"] + meta["counts"]["val"] == 24
+    assert_counts_add_up(meta, 27)
+    out = tmp_path / "out"
+    rejected = [json.loads(line) for path in (out / "rejected").glob("*.jsonl") for line in path.read_text().splitlines()]
+    assert sorted((r["source"], r["line"], r["reason"]) for r in rejected) == [
+        (a, 21, rows.DUPLICATE_ID), (b, 1, rows.DUPLICATE_ID), (b, 2, rows.DUPLICATE_ID),
+    ]
+    files = tf.io.gfile.glob(str(out / "train" / "*")) + tf.io.gfile.glob(str(out / "val" / "*"))
+    kept = {}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        example = tf.io.parse_single_example(record, schema.feature_spec(4))
+        tweet_id = int(example[schema.TWEET_ID])
+        assert tweet_id not in kept
+        kept[tweet_id] = (int(example[schema.LABEL]), example[schema.TEXT].numpy().decode())
+    assert sorted(kept) == list(range(1, 21)) + [30, 31, 32, 33]
+    # The copies of a.csv's lines 5 and 7 are kept: id 5 is "happy day" (4), id 7 "happy day".
+    assert kept[5] == (1, "happy day") and kept[7] == (1, "happy day")

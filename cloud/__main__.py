@@ -7,6 +7,7 @@
       --machine_type=a2-highgpu-4g --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=4 \\
       -- --data_dir=gs://B/prep/data --architecture=bilstm
   s140-submit tune ... --parallel_trials=4 -- --data_dir=gs://B/prep/data ...
+  s140-submit hptune | hptune-results | deploy | batch-predict ...   (cloud/commands.py)
 
 Everything after `--` goes to the job's own command (s140-preprocess, s140-train or
 s140-tune). Local input files named there (--train_csv, --test_csv, a --glove file,
@@ -24,6 +25,7 @@ import subprocess
 import sys
 
 from cloud import arguments
+from cloud import commands as vertex_commands
 from cloud import dataflow
 from cloud import machines
 from cloud import staging
@@ -52,7 +54,7 @@ def build_parser():
         allow_abbrev=False,
         epilog="Arguments after `--` are passed to s140-preprocess, s140-train or s140-tune.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{preprocess,train,tune}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{preprocess,train,tune,hptune,hptune-results,deploy,batch-predict}")
 
     common = _Parser(add_help=False, allow_abbrev=False)
     common.add_argument("--project", help="Google Cloud project id.")
@@ -80,6 +82,7 @@ def build_parser():
                               help="Environment variable of the container (repeatable).")
     vertex_flags.add_argument("--boot_disk_size_gb", type=int, default=None, help="Boot disk size per replica.")
     vertex_flags.add_argument("--api_endpoint", help="Vertex AI API endpoint (default: REGION-aiplatform.googleapis.com).")
+    vertex_commands.add_job_option_flags(vertex_flags)
 
     preprocess = commands.add_parser(
         "preprocess", parents=[common], allow_abbrev=False,
@@ -98,6 +101,7 @@ def build_parser():
                                help="Run s140-tune (KerasTuner chief + workers) as a Vertex AI custom job.")
     tune.add_argument("--parallel_trials", type=int, default=1,
                       help="Trials at a time: the chief plus parallel_trials-1 workers.")
+    vertex_commands.add_parsers(commands, common=common, vertex_flags=vertex_flags)
     return parser
 
 
@@ -154,7 +158,7 @@ def _preprocess(args, job_args, now, out, run_command, credentials):
                   + ", ".join(dataflow.job_worker_requirements(staged.args)), file=sys.stderr)
         print(json.dumps(command, indent=2), file=out)
         return 0
-    staging.upload(staged, client=_storage_client(staged, args, credentials))
+    _upload(staged, args, credentials)
     if not cfg.sdk_container_image:
         command = dataflow.preprocess_command(
             cfg, staged.args, requirements_file=dataflow.write_worker_requirements(staged.args))
@@ -166,10 +170,8 @@ def _staging_plan(args, job_args):
     return staging.plan(args.command, job_args, args.staging_dir or staging.default_staging_dir(args.output_dir))
 
 
-def _storage_client(staged, args, credentials):
-    """A Cloud Storage client when there is something to upload: none is made (and no
-    credentials are looked up) for a job whose inputs are all on gs:// already."""
-    return storage.make_client(project=args.project, credentials=credentials) if staged.uploads else None
+def _upload(staged, args, credentials):
+    staging.upload(staged, client=staging.storage_client(staged, project=args.project, credentials=credentials))
 
 
 def _vertex_job(args, job_args, now, out, credentials):
@@ -179,13 +181,14 @@ def _vertex_job(args, job_args, now, out, credentials):
         job = vertex.training_job(cfg, staged.args, workers=args.workers)
     else:
         job = vertex.tuning_job(cfg, staged.args, parallel_trials=args.parallel_trials)
+    vertex_commands.apply_job_options(job["jobSpec"], args)
     if args.dry_run:
         staging.describe(staged)
         print(json.dumps(job, indent=2), file=out, flush=True)
         print(f"s140-submit: dry run; would POST this to https://{args.api_endpoint or vertex.api_endpoint(args.region)}"
               f"/v1/{vertex.parent(args.project, args.region)}/customJobs", file=sys.stderr)
         return 0
-    staging.upload(staged, client=_storage_client(staged, args, credentials))
+    _upload(staged, args, credentials)
     created = vertex.submit(job, project=args.project, region=args.region, credentials=credentials,
                             endpoint=args.api_endpoint)
     name = created.get("name", "")
@@ -216,6 +219,9 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     try:
         if args.command == "preprocess":
             return _preprocess(args, job_args, now, out, run_command, credentials)
+        if args.command in vertex_commands.COMMANDS:
+            return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials,
+                                       job_config=_job_config, stage=_staging_plan, upload=_upload)
         return _vertex_job(args, job_args, now, out, credentials)
     except _USER_ERRORS as error:
         print(f"s140-submit: error: {error}", file=sys.stderr)

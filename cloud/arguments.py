@@ -16,6 +16,15 @@ class SpecError(ValueError):
     """A job cannot be specified as requested; the message says what to change."""
 
 
+# Vertex mounts every bucket the job may read at /gcs/BUCKET (Cloud Storage FUSE).
+FUSE_PREFIX = "/gcs/"
+
+
+def is_job_visible(path):
+    """True for a path a Vertex job's machines can read: gs:// or its /gcs/ FUSE path."""
+    return storage.is_gs_uri(path) or path.startswith(FUSE_PREFIX)
+
+
 def split_job_args(argv):
     """(s140-submit's arguments, the job command's arguments): split at the first `--`."""
     argv = list(argv)
@@ -48,17 +57,21 @@ def replace_flag_values(args, name, rewrite):
     return out
 
 
-def check_remote_paths(args, names):
+def check_remote_paths(args, names, *, fuse=False):
     """Raises SpecError when a path flag of a cloud job names a local path: the job's
-    machines cannot see this machine's files."""
+    machines cannot see this machine's files. gs:// passes, and with `fuse` (Vertex
+    jobs; Dataflow workers have no such mount) so does the Cloud Storage FUSE path
+    /gcs/BUCKET/..., a local path inside the job."""
     for name in names:
         for value in flag_values(args, name):
             for item in value.split(","):
-                if item and not storage.is_gs_uri(item):
+                if item and not (is_job_visible(item) if fuse else storage.is_gs_uri(item)):
+                    fuse_hint = (f", or give its Cloud Storage FUSE path {FUSE_PREFIX}BUCKET/... as the job sees it"
+                                 if fuse else "")
                     raise SpecError(
                         f"Expected --{name} of a cloud job to be a gs:// location. Received: "
                         f"{item!r}, a path the job's machines cannot see. Name a gs://BUCKET/... "
-                        "location instead."
+                        f"location instead{fuse_hint}."
                     )
 
 

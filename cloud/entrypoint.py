@@ -4,6 +4,7 @@
   tune        -> s140-tune       (tuning/)
   preprocess  -> s140-preprocess (preprocessing/, e.g. with --runner=DirectRunner)
   predict     -> s140-predict    (trainer/predict_main.py)
+  hptrial     -> s140-train      (one Vertex hyperparameter tuning trial, cloud/hptrial.py)
 
 The rest of the arguments go to that command unchanged, and only that command's module
 is imported (each CLI defines its own absl flags). When the container is started by
@@ -18,12 +19,13 @@ import sys
 
 from trainer import config as train_config
 
-TRAIN, TUNE, PREPROCESS, PREDICT = "train", "tune", "preprocess", "predict"
+TRAIN, TUNE, PREPROCESS, PREDICT, HPTRIAL = "train", "tune", "preprocess", "predict", "hptrial"
 COMMANDS = {
     TRAIN: ("trainer.__main__", "s140-train"),
     TUNE: ("tuning.__main__", "s140-tune"),
     PREPROCESS: ("preprocessing.__main__", "s140-preprocess"),
     PREDICT: ("trainer.predict_main", "s140-predict"),
+    HPTRIAL: ("cloud.hptrial", "s140-hptrial"),
 }
 BEAM_BOOT = "/opt/apache/beam/boot"
 # absl's own --help prints the docstring of __main__ (this module, not the command's)

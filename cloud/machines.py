@@ -1,10 +1,13 @@
 """Machine types and their accelerators, for Vertex AI replicas and Dataflow workers:
-which GPUs each family takes and how many, so a request that Vertex would refuse fails
-here, before submission, with the choices spelled out."""
+which GPUs each family takes and how many. Input that cannot be right anywhere fails
+here, before submission; a combination the table does not list is logged with the
+choices spelled out and left to the API, which knows machines newer than this table."""
 
 import dataclasses
 import re
 import typing
+
+from absl import logging
 
 from cloud.arguments import SpecError
 
@@ -18,6 +21,10 @@ GPU_ACCELERATORS = (
     "NVIDIA_L4",
     "NVIDIA_H100_80GB",
     "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000",
 )
 
 _N1_GPUS = {
@@ -27,6 +34,7 @@ _N1_GPUS = {
     "NVIDIA_TESLA_P4": (1, 2, 4),
 }
 _G2_L4_COUNT = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
+_G4_COUNT = {48: 1, 96: 2, 192: 4, 384: 8}
 
 
 def _fixed(accelerator, count):
@@ -36,12 +44,17 @@ def _fixed(accelerator, count):
 # Machine families -> {accelerator type: allowed counts}. The accelerator-optimised
 # families come with a fixed number of GPUs built in; N1 takes a choice of attached
 # GPUs; the other general-purpose and compute families take none. First match wins.
+# The table advises (see check_machine): what it does not list goes to the API as asked.
 MACHINE_FAMILIES = (
     (r"a2-highgpu-(?P<n>1|2|4|8)g", lambda m: _fixed("NVIDIA_TESLA_A100", int(m["n"]))),
     (r"a2-megagpu-16g", lambda m: _fixed("NVIDIA_TESLA_A100", 16)),
     (r"a2-ultragpu-(?P<n>1|2|4|8)g", lambda m: _fixed("NVIDIA_A100_80GB", int(m["n"]))),
-    (r"a3-highgpu-8g", lambda m: _fixed("NVIDIA_H100_80GB", 8)),
+    (r"a3-highgpu-(?P<n>1|2|4|8)g", lambda m: _fixed("NVIDIA_H100_80GB", int(m["n"]))),
     (r"a3-megagpu-8g", lambda m: _fixed("NVIDIA_H100_MEGA_80GB", 8)),
+    (r"a3-ultragpu-8g", lambda m: _fixed("NVIDIA_H200_141GB", 8)),
+    (r"a4-highgpu-8g", lambda m: _fixed("NVIDIA_B200", 8)),
+    (r"a4x-highgpu-4g", lambda m: _fixed("NVIDIA_GB200", 4)),
+    (r"g4-standard-(?P<n>48|96|192|384)", lambda m: _fixed("NVIDIA_RTX_PRO_6000", _G4_COUNT[int(m["n"])])),
     (r"g2-standard-(?P<n>4|8|12|16|24|32|48|96)", lambda m: _fixed("NVIDIA_L4", _G2_L4_COUNT[int(m["n"])])),
     (r"n1-(standard|highmem|highcpu)-\d+", lambda m: dict(_N1_GPUS)),
     (r"(e2|n2|n2d|n4|c2|c2d|c3|c3d|c4|m1|m2|m3|t2d)-[a-z]+-\d+", lambda m: {}),
@@ -73,21 +86,24 @@ def allowed_accelerators(machine_type):
 
 
 def check_machine(machine_type, accelerator_type=None, accelerator_count=None):
-    """Validates a machine/accelerator combination and fills in the accelerator count.
+    """Checks a machine/accelerator combination and fills in the accelerator count.
+
+    `MACHINE_FAMILIES` only advises: Vertex adds machines faster than any table here,
+    so a combination it does not list is logged as a warning and left to the API to
+    judge. Input that cannot be right anywhere (no machine type, a negative count, a
+    count without a type, an accelerator name the API does not have) is an error.
 
     Args:
-      machine_type: e.g. "n1-standard-8", "a2-highgpu-4g".
-      accelerator_type: e.g. "NVIDIA_TESLA_T4", or None/"" for none.
+      machine_type: e.g. "n1-standard-8", "a3-ultragpu-8g".
+      accelerator_type: e.g. "NVIDIA_H200_141GB", or None/"" for none.
       accelerator_count: None or 0 chooses the machine's count (accelerator-optimised
-        families) or 1 (N1).
+        families), else 1.
 
     Returns:
       A `MachineSpec`.
 
     Raises:
-      SpecError: for an unknown accelerator type, an accelerator on a CPU-only (or
-        unknown) machine family, a count the machine cannot take, or a count without a
-        type.
+      SpecError: for the input errors above.
     """
     if not machine_type or not isinstance(machine_type, str):
         raise SpecError(f"Expected --machine_type such as n1-standard-8. Received: {machine_type!r}.")
@@ -102,9 +118,9 @@ def check_machine(machine_type, accelerator_type=None, accelerator_count=None):
                 f"accelerator type. Choose one of {_choices(allowed) or list(GPU_ACCELERATORS)}."
             )
         if allowed and all(len(counts) == 1 for counts in allowed.values()):
-            # a2/a3/g2 machines always carry their GPUs; the API wants them named.
+            # a2/a3/a4/g2 machines always carry their GPUs; the API wants them named.
             (accelerator, (fixed,)), = allowed.items()
-            raise SpecError(
+            _advise(
                 f"Expected --accelerator_type={accelerator} --accelerator_count={fixed} with "
                 f"--machine_type={machine_type}. Received: no accelerator."
             )
@@ -113,32 +129,36 @@ def check_machine(machine_type, accelerator_type=None, accelerator_count=None):
         raise SpecError(
             f"Expected --accelerator_type among {list(GPU_ACCELERATORS)}. Received: {accelerator_type!r}."
         )
+    counts = (allowed or {}).get(accelerator_type)
     if allowed is None:
-        raise SpecError(
-            f"Expected a machine family that takes GPUs (a2-highgpu-Ng, a2-ultragpu-Ng, "
-            f"a3-highgpu-8g, g2-standard-N, n1-*) for --accelerator_type={accelerator_type}. "
-            f"Received: --machine_type={machine_type!r}, a family this tool does not know."
+        _advise(
+            f"Expected a machine family that takes GPUs (a2-*, a3-*, a4-*, a4x-*, g2-*, g4-*, n1-*) "
+            f"for --accelerator_type={accelerator_type}. Received: --machine_type={machine_type!r}, "
+            "a family this tool does not know."
         )
-    if not allowed:
-        raise SpecError(
+    elif not allowed:
+        _advise(
             f"Expected no accelerator on the CPU-only machine type {machine_type}. Received: "
-            f"--accelerator_type={accelerator_type}. Use an n1-*, g2-standard-*, a2-* or a3-* "
+            f"--accelerator_type={accelerator_type}. Use an n1-*, g2-*, g4-*, a2-*, a3-* or a4-* "
             "machine for GPUs."
         )
-    if accelerator_type not in allowed:
-        raise SpecError(
+    elif counts is None:
+        _advise(
             f"Expected an accelerator that {machine_type} can take: {_choices(allowed)}. "
             f"Received: --accelerator_type={accelerator_type}."
         )
-    counts = allowed[accelerator_type]
     if not count:
-        count = counts[0]
-    if count not in counts:
-        raise SpecError(
+        count = counts[0] if counts else 1
+    if counts and count not in counts:
+        _advise(
             f"Expected --accelerator_count in {list(counts)} for {accelerator_type} on "
             f"{machine_type}. Received: {count}."
         )
     return MachineSpec(machine_type, accelerator_type, count)
+
+
+def _advise(message):
+    logging.warning("%s Sending it anyway: the Vertex AI API has the last word.", message)
 
 
 def _choices(allowed):

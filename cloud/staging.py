@@ -7,7 +7,8 @@ the gs:// copies instead:
 
   preprocess: --train_csv, --test_csv (files or globs, comma-separated) and a --glove
               file (.txt, .txt.gz, .zip or archive.zip#member.txt);
-  train/tune: --data_dir (an s140-preprocess output directory).
+  train/tune/hptune: --data_dir (an s140-preprocess output directory; a /gcs/BUCKET/...
+              FUSE path, which a Vertex job reads itself, stays as it is).
 
 Planning is pure (`plan`), so `--dry_run` shows what would be uploaded and uploads
 nothing. A data directory's metadata.json goes last: its presence is what marks the
@@ -52,8 +53,15 @@ def default_staging_dir(output_dir):
     return f"{output_dir.rstrip('/')}/staging"
 
 
+def storage_client(staged, *, project, credentials):
+    """A Cloud Storage client when there is something to upload: none is made (and no
+    credentials are looked up) for a job whose inputs are all on gs:// already."""
+    return storage.make_client(project=project, credentials=credentials) if staged.uploads else None
+
+
 def plan(command, job_args, staging_dir):
-    """What to upload for `command` ("preprocess", "train" or "tune") and the arguments
+    """What to upload for `command` ("preprocess", or a Vertex job's "train", "tune" or
+    "hptune") and the arguments
     that then name the uploaded copies.
 
     Raises:
@@ -122,7 +130,7 @@ def _stage_glove(value, target, uploads):
 
 
 def _stage_data_dir(value, target, uploads):
-    if storage.is_gs_uri(value):
+    if arguments.is_job_visible(value):  # a Vertex job reads /gcs/BUCKET/... itself
         return value
     if not os.path.isdir(value):
         raise _missing(_DATA_FLAG, value, "an s140-preprocess output directory")

@@ -136,7 +136,7 @@ def training_job(cfg, trainer_args, *, workers=1):
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError(f"Expected --workers to be an integer >= 1. Received: {workers!r}.")
-    arguments.check_remote_paths(trainer_args, ("data_dir", "job_dir"))
+    arguments.check_remote_paths(trainer_args, ("data_dir", "job_dir"), fuse=True)
     args = [CONTAINER_TRAIN, *trainer_args]
     pools = [_worker_pool(cfg, args, 1)]
     if workers > 1:
@@ -156,7 +156,7 @@ def tuning_job(cfg, tuner_args, *, parallel_trials=1):
     """
     if isinstance(parallel_trials, bool) or not isinstance(parallel_trials, int) or parallel_trials < 1:
         raise SpecError(f"Expected --parallel_trials to be an integer >= 1. Received: {parallel_trials!r}.")
-    arguments.check_remote_paths(tuner_args, ("data_dir", "tuner_dir"))
+    arguments.check_remote_paths(tuner_args, ("data_dir", "tuner_dir"), fuse=True)
     roles = [name for name in ("role", "oracle_address", "worker_id") if arguments.flag_values(tuner_args, name)]
     if roles:
         raise SpecError(

@@ -2,9 +2,8 @@
 
 Examples:
 
-  # Local, DirectRunner on two processes:
-  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv \\
-      --output_dir=runs/data --direct_num_workers=2 --direct_running_mode=multi_processing
+  # Local: the DirectRunner with one worker process per core:
+  s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv --output_dir=runs/data
 
   # Several files, a UTF-8 export, one copy of each repeated tweet id:
   s140-preprocess --train_csv='data/part-*.csv.gz' --train_csv=data/extra.csv \\
@@ -17,12 +16,15 @@ Examples:
 
 --train_csv and --test_csv may be repeated and take comma-separated lists; every file
 named is read (a path named twice is refused). .csv.gz and .csv.bz2 are decompressed.
-Any flag this command does not define is handed to Beam (--runner, --project, ...);
-a flag neither knows fails the command.
+Any flag this command does not define is handed to Beam (--runner, --project,
+--direct_num_workers, ...); a flag neither knows fails the command. Without
+--direct_num_workers or --direct_running_mode a local run uses every core
+(beam_options.local_parallelism).
 """
 
 import dataclasses
 import os
+import re
 import sys
 import textwrap
 
@@ -182,7 +184,7 @@ def main(argv):
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 
-    metadata = pipeline.preprocess(cfg, beam_args)
+    metadata = pipeline.preprocess(cfg, beam_args, beam_options.local_parallelism(beam_args))
     counts, embedding = metadata["counts"], metadata["embedding"]
     print(
         f"Wrote {cfg.output_dir}: train {counts['train']}, val {counts['val']}, test {counts['test']} "
@@ -193,6 +195,14 @@ def main(argv):
     )
 
 
+def user_error_from_worker(error):
+    """The message of one of _USER_ERRORS raised in a Beam worker process, which the
+    runner hands back only as the text of a RuntimeError; None for any other error."""
+    names = "|".join(error_type.__name__ for error_type in _USER_ERRORS)
+    found = re.findall(rf"^[\w.]+\.(?:{names}): (.+?)(?: \[while running '[^']*'\])?$", str(error), re.MULTILINE)
+    return found[-1] if found else None
+
+
 def _main_with_errors(argv):
     try:
         main(argv)
@@ -201,6 +211,12 @@ def _main_with_errors(argv):
     except _USER_ERRORS as error:
         logging.error("%s", error)
         sys.exit(f"s140-preprocess: error: {error}")
+    except RuntimeError as error:  # a worker process's error, as text
+        message = user_error_from_worker(error)
+        if message is None:
+            raise
+        logging.error("%s", message)
+        raise SystemExit(f"s140-preprocess: error: {message}") from None
 
 
 def run():

@@ -5,7 +5,15 @@ typo such as `--direct_num_worker=2` would silently run with the default. Here a
 argument that neither our flags nor a Beam options class declares fails the command.
 """
 
+import os
+
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+_LOCAL_RUNNERS = (None, "DirectRunner", "direct")
+_WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")
+# Every worker process imports TensorFlow (764 MiB resident and ~10 s of CPU measured
+# here), so a many-core machine gets at most this many by default.
+MAX_DEFAULT_WORKERS = 8
 
 
 class UnknownFlagError(ValueError):
@@ -39,8 +47,38 @@ def runner_for(options):
     DirectRunner default, which since Beam 2.67 may hand the job to Prism: Prism turns a
     failure into a generic RuntimeError and drops our error message."""
     name = options.view_as(StandardOptions).runner
-    if name in (None, "DirectRunner", "direct"):
+    if name in _LOCAL_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
     return name
+
+
+def _usable_cores():
+    # The cores this process may run on (a container's or taskset's share), where the
+    # platform says; os.sched_getaffinity is Linux-only.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def local_parallelism(beam_args, cpu_count=None):
+    """The Beam args that give a local run one worker process per core (at most
+    MAX_DEFAULT_WORKERS), when the job runs
+    locally and the user chose neither --direct_num_workers nor --direct_running_mode
+    (theirs always win); otherwise none.
+
+    Beam's default is one worker in the launcher's process, so a local run used one core.
+    Processes rather than threads: the standardizer and GZIP release the GIL, but
+    multi_threading failed at 1.6M rows inside Beam 2.77's FnApiRunner ("Invalid
+    PaneInfoEncoding"), and processes measured faster than one in-process worker
+    (docs/benchmarks.md). On Dataflow and other runners nothing is added. The output
+    does not depend on this: the vocabulary is sorted by count then token, and the split
+    and shard of a row come from its tweet id."""
+    beam_args = list(beam_args)
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    chosen = any(arg.split("=", 1)[0] in _WORKER_FLAGS for arg in beam_args)
+    workers = min(cpu_count or _usable_cores(), MAX_DEFAULT_WORKERS)
+    if runner not in _LOCAL_RUNNERS or chosen or workers < 2:
+        return []
+    return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]

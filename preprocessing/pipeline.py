@@ -109,14 +109,21 @@ class Outcome(typing.NamedTuple):
     counters: typing.Dict[str, int]  # its Metrics counters (preprocessing/counters.py)
 
 
-def run(cfg, beam_args=()):
+def run(cfg, beam_args=(), default_beam_args=()):
     """Runs the job to completion; returns its Outcome.
 
     Args:
       cfg: a config.PreprocessConfig.
-      beam_args: Beam pipeline options as command-line strings (--runner, --project, ...).
+      beam_args: Beam pipeline options as command-line strings (--runner, --project, ...),
+        recorded in metadata.json.
+      default_beam_args: options the command chose for this machine (see
+        beam_options.local_parallelism); they change how fast, not what, the job writes,
+        so they are logged rather than recorded.
     """
-    options = beam_options.strict_pipeline_options(beam_args)
+    options = beam_options.strict_pipeline_options(list(beam_args) + list(default_beam_args))
+    visible_options = beam_options.strict_pipeline_options(beam_args).get_all_options(drop_default=True)
+    if default_beam_args:
+        logging.info("Beam options chosen for this machine: %s", " ".join(default_beam_args))
     started = time.monotonic()
     logging.info("Stage 1/3: checking the inputs, the GloVe source and %s", cfg.output_dir)
     input_files = expand_inputs(cfg)
@@ -125,7 +132,6 @@ def run(cfg, beam_args=()):
     logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
                  "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
                  len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
-    visible_options = options.get_all_options(drop_default=True)
     # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
     with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
         build(pipeline, cfg, input_files, glove_dim, visible_options)
@@ -151,6 +157,6 @@ def _warn_of_duplicates(later_copies, dropped):
                         "metadata.json); pass --drop_duplicate_ids to keep one copy of each", later_copies)
 
 
-def preprocess(cfg, beam_args=()):
+def preprocess(cfg, beam_args=(), default_beam_args=()):
     """Runs the job to completion (see `run`); returns the metadata it wrote."""
-    return run(cfg, beam_args).metadata
+    return run(cfg, beam_args, default_beam_args).metadata

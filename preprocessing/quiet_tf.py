@@ -1,15 +1,17 @@
-"""Imports TensorFlow without its C++ start-up chatter on stderr: for the CLIs.
+"""Keeps TensorFlow's C++ start-up chatter off stderr.
 
 TF_CPP_MIN_LOG_LEVEL=2 hides TensorFlow's own INFO and WARNING lines, but not all of
 them: the oneDNN and "Could not find cuda drivers" lines are written through absl's
 C++ logging before it is initialised (which writes everything to stderr, whatever the
 level), and "failed call to cuInit" on a machine without a GPU is an ERROR line. So
-the import and the device discovery run with file descriptor 2 pointing at a
-temporary file; afterwards every captured line except those known start-up lines is
-written to the real stderr, in order. Nothing of the program's own output is lost.
+`preprocessing/_tf.py` imports TensorFlow and discovers its devices inside
+`start_up_noise_filtered`, with file descriptor 2 pointing at a temporary file;
+afterwards every captured line except those known start-up lines is written to the
+real stderr, in order. Nothing of the program's own output is lost.
 
 A user who sets TF_CPP_MIN_LOG_LEVEL to 0 or 1 asked for TensorFlow's lines and gets
-them all. It changes process-wide state, so only entry points call it: each CLI, before
+them all. `import_tensorflow` also sets the level's default, which is process-wide
+state (inherited by worker processes), so only entry points call it: each CLI, before
 anything else imports TensorFlow.
 """
 
@@ -41,8 +43,12 @@ def _wants_tensorflow_lines():
 
 
 @contextlib.contextmanager
-def _start_up_noise_filtered():
-    """Captures file descriptor 2 and replays it without the start-up lines."""
+def start_up_noise_filtered():
+    """Captures file descriptor 2 and replays it without the start-up lines; does
+    nothing when the user asked for TensorFlow's lines (TF_CPP_MIN_LOG_LEVEL 0 or 1)."""
+    if _wants_tensorflow_lines():
+        yield
+        return
     sys.stderr.flush()
     try:
         saved = os.dup(2)
@@ -64,19 +70,12 @@ def _start_up_noise_filtered():
 
 
 def import_tensorflow():
-    """Imports TensorFlow (and discovers its devices) quietly; returns the module.
-
-    Sets TF_CPP_MIN_LOG_LEVEL=2 unless the user set it. Call it before anything else
-    imports TensorFlow; once TensorFlow is loaded it only returns the module.
+    """Sets TF_CPP_MIN_LOG_LEVEL=2 unless the user set it, then imports TensorFlow (and
+    discovers its devices) without the start-up lines; returns the module. Call it
+    first in a CLI: the level also silences TensorFlow's later INFO and WARNING lines,
+    in this process and in the worker processes it starts.
     """
     os.environ.setdefault(LEVEL_VARIABLE, DEFAULT_LEVEL)
-    if "tensorflow" in sys.modules or _wants_tensorflow_lines():
-        from preprocessing._tf import tf  # with the install hint when TensorFlow is missing
+    from preprocessing._tf import tf  # quiet (see start_up_noise_filtered)
 
-        return tf
-    with _start_up_noise_filtered():
-        from preprocessing._tf import tf
-
-        # Device discovery is where "failed call to cuInit" is written; do it now.
-        tf.config.list_physical_devices()
     return tf

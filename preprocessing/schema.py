@@ -49,7 +49,7 @@ class ContractError(ValueError):
 
 def feature_spec(max_length):
     """The `tf.io.parse_example` spec of one record."""
-    import tensorflow as tf  # local: the Beam job uses this module on workers without parsing
+    from preprocessing._tf import tf  # local: the Beam job uses this module on workers without parsing
 
     return {
         TOKEN_IDS: tf.io.FixedLenFeature([max_length], tf.int64),

@@ -10,9 +10,10 @@ tokenizer): it splits "don't" into "do" "n't", keeps "!", "?", "..." as tokens, 
 no tokens for links or user names.
 """
 
-import keras
+# TensorFlow first, through _tf (quietly): keras would import it on its own otherwise.
+from preprocessing._tf import tf  # isort: skip
 
-from preprocessing._tf import tf
+import keras  # noqa: E402
 
 # 2: control characters (NUL included) become spaces before lower-casing.
 STANDARDIZER_VERSION = 2

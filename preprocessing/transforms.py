@@ -169,16 +169,17 @@ class ParseAndStandardize(beam.PTransform):
 
 def row_counts(batch, max_length):
     """Counter of kept rows by split and label, neutral skips, and train lengths."""
-    counts = collections.Counter()
-    for split, label, clean in zip(batch.splits, batch.labels, batch.standardized):
-        if split is None:
-            counts["skipped_neutral"] += 1
-            continue
-        counts[f"rows/{split}/{label}"] += 1
-        if split == "train":
-            length = clean.count(" ") + 1
-            counts[f"train_length/{length}"] += 1
-            counts["train_truncated"] += length > max_length
+    counts = collections.Counter(
+        f"rows/{split}/{label}" if split else "skipped_neutral" for split, label in zip(batch.splits, batch.labels)
+    )
+    # A token per space plus one: the standardizer leaves single spaces between tokens.
+    lengths = collections.Counter(
+        clean.count(" ") + 1 for split, clean in zip(batch.splits, batch.standardized) if split == "train"
+    )
+    for length, rows_of_length in lengths.items():
+        counts[f"train_length/{length}"] += rows_of_length
+        if length > max_length:
+            counts["train_truncated"] += rows_of_length
     return counts
 
 
@@ -207,11 +208,9 @@ class CountRows(beam.PTransform):
 
 
 def train_token_counts(batch):
-    counts = collections.Counter()
-    for split, clean in zip(batch.splits, batch.standardized):
-        if split == "train":
-            counts.update(clean.split(" "))
-    return counts
+    # One split of the joined texts counts in C what a split per tweet did in Python.
+    train_texts = [clean for split, clean in zip(batch.splits, batch.standardized) if split == "train"]
+    return collections.Counter(" ".join(train_texts).split(" ")) if train_texts else collections.Counter()
 
 
 class BuildVocabulary(beam.PTransform):

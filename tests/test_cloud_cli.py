@@ -81,10 +81,6 @@ def test_tune_dry_run_has_chief_and_workers():
          "Expected --output_dir (the job's base output directory) to be a Cloud Storage URI gs://BUCKET[/PATH]. Received: 'runs/1'."),
         (["train", *COMMON, "--accelerator_type=NVIDIA_TESLA_Z9", "--dry_run"],
          "Expected --accelerator_type among"),
-        (["train", *COMMON, "--machine_type=e2-standard-8", "--accelerator_type=NVIDIA_TESLA_T4", "--dry_run"],
-         "Expected no accelerator on the CPU-only machine type e2-standard-8"),
-        (["train", *COMMON, "--machine_type=g2-standard-8", "--accelerator_type=NVIDIA_L4", "--accelerator_count=2", "--dry_run"],
-         "Expected --accelerator_count in [1] for NVIDIA_L4 on g2-standard-8. Received: 2."),
         (["train", *COMMON, "--timeout=forever", "--dry_run"], "Expected --timeout as a positive duration"),
         (["train", *COMMON, "--dry_run", "--", "--data_dir=runs/data"],
          "Expected --data_dir to be a gs:// location or an s140-preprocess output directory on this machine "
@@ -112,6 +108,25 @@ def test_user_errors_exit_2_with_expected_and_received(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+# The machine table only advises: combinations it does not list are sent, with a warning.
+@pytest.mark.parametrize(
+    "argv, message, sent",
+    [
+        (["train", *COMMON, "--machine_type=e2-standard-8", "--accelerator_type=NVIDIA_TESLA_T4", "--dry_run"],
+         "Expected no accelerator on the CPU-only machine type e2-standard-8",
+         {"machineType": "e2-standard-8", "acceleratorType": "NVIDIA_TESLA_T4", "acceleratorCount": 1}),
+        (["train", *COMMON, "--machine_type=g2-standard-8", "--accelerator_type=NVIDIA_L4", "--accelerator_count=2", "--dry_run"],
+         "Expected --accelerator_count in [1] for NVIDIA_L4 on g2-standard-8. Received: 2.",
+         {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 2}),
+    ],
+)
+def test_machine_combinations_the_table_does_not_list_are_sent_with_a_warning(argv, message, sent, caplog):
+    code, out = _run(argv)
+    assert code == 0
+    assert json.loads(out)["jobSpec"]["workerPoolSpecs"][0]["machineSpec"] == sent
+    assert any(message in record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -119,7 +134,7 @@ def test_user_errors_exit_2_with_expected_and_received(argv, message, capsys):
         (["train", *COMMON, "--proj=p"], "unrecognized arguments: --proj=p"),  # no abbreviations
         (["train", *COMMON, "--parallel_trials=2"], "unrecognized arguments: --parallel_trials=2"),
         (["preprocess", *COMMON, "--spot"], "unrecognized arguments: --spot"),
-        (["deploy", *COMMON], "invalid choice: 'deploy'"),
+        (["serve", *COMMON], "invalid choice: 'serve'"),
         ([], "the following arguments are required"),
     ],
 )
@@ -253,7 +268,7 @@ def test_entrypoint_dispatches_to_the_command_module(monkeypatch):
 
 @pytest.mark.parametrize("argv", [["entrypoint"], ["entrypoint", "serve"]])
 def test_entrypoint_rejects_unknown_commands(argv):
-    with pytest.raises(SystemExit, match=r"Expected a command among \['predict', 'preprocess', 'train', 'tune'\]"):
+    with pytest.raises(SystemExit, match=r"Expected a command among \['hptrial', 'predict', 'preprocess', 'train', 'tune'\]"):
         entrypoint.main(argv)
 
 

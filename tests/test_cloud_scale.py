@@ -178,5 +178,5 @@ def test_boot_flags_without_a_boot_loader_are_refused_clearly():
     start = "import cloud.entrypoint as e; e.BEAM_BOOT = '/nonexistent/boot'; e.main(['entrypoint', '--id=sdk-0-0'])"
     process = subprocess.run([sys.executable, "-c", start], env=env, capture_output=True, text=True, timeout=120)
     assert process.returncode == 1
-    assert "Expected a command among ['predict', 'preprocess', 'train', 'tune']" in process.stderr
+    assert "Expected a command among ['hptrial', 'predict', 'preprocess', 'train', 'tune']" in process.stderr
     assert "Received: '--id=sdk-0-0'" in process.stderr

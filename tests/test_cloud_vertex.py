@@ -1,12 +1,13 @@
 """cloud.vertex: machine/accelerator rules, CustomJob bodies, the environment Vertex sets,
 and submission through the real aiplatform_v1 client to a local HTTP stand-in."""
 
-import http.server
 import json
-import threading
+import re
 
 import pytest
+from vertex_stand_in import stand_in  # noqa: F401  (a fixture)
 
+from cloud import arguments
 from cloud import machines
 from cloud import storage
 from cloud import vertex
@@ -49,27 +50,78 @@ def test_check_machine_accepts_and_fills_counts(machine, accelerator, count, exp
 
 
 @pytest.mark.parametrize(
+    "machine, accelerator, count, expected",
+    [
+        ("a3-ultragpu-8g", "NVIDIA_H200_141GB", None, ("NVIDIA_H200_141GB", 8)),
+        ("a4-highgpu-8g", "NVIDIA_B200", 8, ("NVIDIA_B200", 8)),
+        ("a3-highgpu-1g", "NVIDIA_H100_80GB", None, ("NVIDIA_H100_80GB", 1)),
+        ("a3-highgpu-2g", "NVIDIA_H100_80GB", None, ("NVIDIA_H100_80GB", 2)),
+        ("a3-highgpu-4g", "NVIDIA_H100_80GB", 4, ("NVIDIA_H100_80GB", 4)),
+        ("a4x-highgpu-4g", "NVIDIA_GB200", None, ("NVIDIA_GB200", 4)),
+        ("g4-standard-96", "NVIDIA_RTX_PRO_6000", None, ("NVIDIA_RTX_PRO_6000", 2)),
+    ],
+)
+def test_todays_machines_are_accepted_without_warning(machine, accelerator, count, expected, caplog):
+    spec = machines.check_machine(machine, accelerator, count)
+    assert (spec.machine_type, spec.accelerator_type, spec.accelerator_count) == (machine, *expected)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_the_accelerator_names_are_the_apis():
+    aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
+    assert set(machines.GPU_ACCELERATORS) <= {item.name for item in aiplatform_v1.AcceleratorType}
+
+
+@pytest.mark.parametrize(
     "machine, accelerator, count, message",
     [
-        ("a2-highgpu-4g", "NVIDIA_TESLA_A100", 2,
-         r"Expected --accelerator_count in \[4\] for NVIDIA_TESLA_A100 on a2-highgpu-4g. Received: 2."),
-        ("a2-highgpu-4g", "NVIDIA_TESLA_T4", None,
-         r"Expected an accelerator that a2-highgpu-4g can take: \['NVIDIA_TESLA_A100 x4'\]. Received: --accelerator_type=NVIDIA_TESLA_T4."),
-        ("n1-standard-8", "NVIDIA_TESLA_T4", 8, r"Expected --accelerator_count in \[1, 2, 4\]"),
-        ("n1-standard-8", "NVIDIA_L4", None, r"Expected an accelerator that n1-standard-8 can take"),
         ("n1-standard-8", "TESLA_K9000", None, r"Expected --accelerator_type among \[.*'NVIDIA_L4'.*\]. Received: 'TESLA_K9000'."),
-        ("e2-standard-4", "NVIDIA_TESLA_T4", 1, r"Expected no accelerator on the CPU-only machine type e2-standard-4"),
-        ("c2-standard-8", "NVIDIA_TESLA_T4", None, r"CPU-only"),
-        ("x9-custom-1", "NVIDIA_TESLA_T4", None, r"a family this tool does not know"),
         ("n1-standard-8", None, 2, r"Expected --accelerator_type with --accelerator_count=2"),
-        ("a2-highgpu-2g", None, None, r"Expected --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=2"),
-        ("a3-highgpu-8g", "NVIDIA_H100_80GB", 4, r"Expected --accelerator_count in \[8\]"),
+        ("n1-standard-8", "NVIDIA_TESLA_T4", -1, r"Expected --accelerator_count to be an integer >= 0"),
         ("", None, None, r"Expected --machine_type"),
     ],
 )
 def test_check_machine_errors(machine, accelerator, count, message):
     with pytest.raises(vertex.SpecError, match=message):
         machines.check_machine(machine, accelerator, count)
+
+
+# The table only advises: what it does not list is logged and sent as asked.
+@pytest.mark.parametrize(
+    "machine, accelerator, count, message, sent",
+    [
+        ("a2-highgpu-4g", "NVIDIA_TESLA_A100", 2,
+         r"Expected --accelerator_count in \[4\] for NVIDIA_TESLA_A100 on a2-highgpu-4g. Received: 2.", ("NVIDIA_TESLA_A100", 2)),
+        ("a2-highgpu-4g", "NVIDIA_TESLA_T4", None,
+         r"Expected an accelerator that a2-highgpu-4g can take: \['NVIDIA_TESLA_A100 x4'\]. Received: --accelerator_type=NVIDIA_TESLA_T4.",
+         ("NVIDIA_TESLA_T4", 1)),
+        ("n1-standard-8", "NVIDIA_TESLA_T4", 8, r"Expected --accelerator_count in \[1, 2, 4\]", ("NVIDIA_TESLA_T4", 8)),
+        ("n1-standard-8", "NVIDIA_L4", None, r"Expected an accelerator that n1-standard-8 can take", ("NVIDIA_L4", 1)),
+        ("e2-standard-4", "NVIDIA_TESLA_T4", 1, r"Expected no accelerator on the CPU-only machine type e2-standard-4",
+         ("NVIDIA_TESLA_T4", 1)),
+        ("c2-standard-8", "NVIDIA_TESLA_T4", None, r"CPU-only", ("NVIDIA_TESLA_T4", 1)),
+        ("x9-custom-1", "NVIDIA_TESLA_T4", None, r"a family this tool does not know", ("NVIDIA_TESLA_T4", 1)),
+        ("a2-highgpu-2g", None, None, r"Expected --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=2", (None, 0)),
+        ("a3-highgpu-8g", "NVIDIA_H100_80GB", 4, r"Expected --accelerator_count in \[8\]", ("NVIDIA_H100_80GB", 4)),
+        ("a5-hypergpu-8g", "NVIDIA_GB200", None, r"a family this tool does not know", ("NVIDIA_GB200", 1)),
+    ],
+)
+def test_check_machine_warns_and_leaves_unknown_combinations_to_the_api(machine, accelerator, count, message, sent, caplog):
+    spec = machines.check_machine(machine, accelerator, count)
+    assert (spec.accelerator_type, spec.accelerator_count) == sent
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert re.search(message, warning) and warning.endswith("the Vertex AI API has the last word.")
+
+
+def test_fuse_paths_are_accepted_in_job_arguments():
+    job = vertex.training_job(_config(), ["--data_dir=/gcs/b/prep/data", "--job_dir=/gcs/b/runs/1"])
+    assert job["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"][1:] == [
+        "--data_dir=/gcs/b/prep/data", "--job_dir=/gcs/b/runs/1"]
+    with pytest.raises(vertex.SpecError, match=r"or give its Cloud Storage FUSE path /gcs/BUCKET/"):
+        vertex.training_job(_config(), ["--data_dir=/data/prep"])
+    # Dataflow's workers have no such mount: there /gcs/ is a local path like any other.
+    with pytest.raises(arguments.SpecError, match=r"Name a gs://BUCKET/\.\.\. location instead\.$"):
+        arguments.check_remote_paths(["--output_dir=/gcs/b/prep"], ("output_dir",))
 
 
 @pytest.mark.parametrize(
@@ -198,50 +250,6 @@ def test_console_url():
 
 
 # --- Submission through the official client to a local stand-in.
-
-
-class _StandIn:
-    """Answers POST .../customJobs like Vertex AI does: the job with a name and a state."""
-
-    def __init__(self):
-        self.requests = []
-        stand_in = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stand_in.requests.append((self.path, body, dict(self.headers)))
-                created = {
-                    **body,
-                    "name": self.path.split("?")[0].removeprefix("/v1/") + "/1234567890",
-                    "state": "JOB_STATE_PENDING",
-                    "createTime": "2026-11-01T12:00:00Z",
-                }
-                payload = json.dumps(created).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def stand_in():
-    pytest.importorskip("google.cloud.aiplatform_v1", reason="the cloud extra installs google-cloud-aiplatform")
-    server = _StandIn()
-    yield server
-    server.close()
 
 
 def test_submit_sends_the_body_to_the_custom_jobs_endpoint(stand_in):

@@ -115,7 +115,7 @@ def test_dataset_yields_exactly_the_records(sample_data_dir, split):
     metadata = data.read_metadata(sample_data_dir)
     records = data.read_records(sample_data_dir, split)
     ids, labels = _collect(
-        data.make_dataset(sample_data_dir, split, batch_size=64, max_length=24)
+        data.make_dataset(data.load_contract(sample_data_dir), split, batch_size=64)
     )
     assert len(labels) == metadata["counts"][split] == len(records["label"])
     assert ids.dtype == np.int64 and ids.shape[1] == 24
@@ -129,7 +129,7 @@ def test_batches_have_the_requested_size(sample_data_dir):
     count = data.read_metadata(sample_data_dir)["counts"]["val"]
     sizes = [
         int(x.shape[0])
-        for x, _ in data.make_dataset(sample_data_dir, "val", batch_size=100, max_length=24)
+        for x, _ in data.make_dataset(data.load_contract(sample_data_dir), "val", batch_size=100)
     ]
     assert sizes == [100] * (count // 100) + ([count % 100] if count % 100 else [])
 
@@ -137,7 +137,7 @@ def test_batches_have_the_requested_size(sample_data_dir):
 def test_seeded_shuffle_is_deterministic_and_reshuffles_each_epoch(sample_data_dir):
     def two_epochs(seed):
         dataset = data.make_dataset(
-            sample_data_dir, "train", batch_size=64, max_length=24, shuffle=True, seed=seed
+            data.load_contract(sample_data_dir), "train", batch_size=64, shuffle=True, seed=seed
         )
         return [_collect(dataset)[0] for _ in range(2)]
 
@@ -152,14 +152,15 @@ def test_seeded_shuffle_is_deterministic_and_reshuffles_each_epoch(sample_data_d
 
 def test_shuffle_mixes_examples_across_batches(sample_data_dir):
     """Shuffling whole batches would keep each batch's members together; ours may not."""
-    kwargs = dict(batch_size=64, max_length=24, seed=3)
+    kwargs = dict(batch_size=64, seed=3)
+    contract = data.load_contract(sample_data_dir)
     plain = [
         {tuple(row) for row in x.numpy()}
-        for x, _ in data.make_dataset(sample_data_dir, "train", **kwargs)
+        for x, _ in data.make_dataset(contract, "train", **kwargs)
     ]
     shuffled_first = {
         tuple(row)
-        for row in next(iter(data.make_dataset(sample_data_dir, "train", shuffle=True, **kwargs)))[
+        for row in next(iter(data.make_dataset(contract, "train", shuffle=True, **kwargs)))[
             0
         ].numpy()
     }
@@ -171,16 +172,24 @@ def test_shuffle_mixes_examples_across_batches(sample_data_dir):
 def test_repeat_continues_past_one_epoch(sample_data_dir):
     count = data.read_metadata(sample_data_dir)["counts"]["val"]
     dataset = data.make_dataset(
-        sample_data_dir, "val", batch_size=50, max_length=24, repeat=True, drop_remainder=True
+        data.load_contract(sample_data_dir), "val", batch_size=50, repeat=True, drop_remainder=True
     )
     steps = count // 50 + 3
     seen = sum(int(x.shape[0]) for x, _ in dataset.take(steps))
     assert seen == steps * 50
 
 
-def test_wrong_max_length_is_refused(sample_data_dir):
-    with pytest.raises(schema.ContractError, match=r"Expected max_length 24 .*max_length=30"):
-        data.make_dataset(sample_data_dir, "val", batch_size=8, max_length=30)
+def test_the_contract_lists_the_shards_and_a_count_mismatch_is_refused(sample_data_dir, broken_dir):
+    contract = data.load_contract(sample_data_dir)
+    assert contract.data_dir == sample_data_dir
+    assert [len(contract.split_shards(split)) for split in schema.SPLITS] == [2, 2, 2]
+    assert contract.split_shards("val") == tuple(data.split_files(sample_data_dir, "val"))
+    # A data directory whose shards hold other examples than metadata.json counts.
+    metadata = json.loads((broken_dir / schema.METADATA_FILE).read_text())
+    val = metadata["counts"]["val"]
+    _edit_metadata(broken_dir, counts={**metadata["counts"], "val": val + 1})
+    with pytest.raises(schema.ContractError, match=rf"Expected {val + 1} examples in split 'val' .*Received {val} in 2 shards"):
+        data.make_dataset(data.load_contract(str(broken_dir)), "val", batch_size=8)
 
 
 def test_empty_split_is_refused(broken_dir):
@@ -188,6 +197,6 @@ def test_empty_split_is_refused(broken_dir):
     _edit_metadata(broken_dir, counts={**metadata["counts"], "test": 0})
     shutil.rmtree(broken_dir / "test")
     with pytest.raises(schema.ContractError) as error:
-        data.make_dataset(str(broken_dir), "test", batch_size=8, max_length=24)
+        data.make_dataset(data.load_contract(str(broken_dir)), "test", batch_size=8)
     assert "Expected examples in split 'test'" in str(error.value)
     assert "Received: 0 shards" in str(error.value)

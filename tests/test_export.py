@@ -56,9 +56,7 @@ def _train(contract, data_dir, *, epochs=2, architecture="gap", **hparams):
         **hparams,
     )
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
-    train = data.make_dataset(
-        data_dir, "train", batch_size=64, max_length=contract.max_length, shuffle=True, seed=0
-    )
+    train = data.make_dataset(contract, "train", batch_size=64, shuffle=True, seed=0)
     model.fit(train, epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles
     return model
 

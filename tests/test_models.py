@@ -277,14 +277,12 @@ def test_default_recurrent_models_meet_cudnn_conditions(architecture, recurrent_
     model = _tiny(architecture)
     report = models.cudnn_report(model)
     assert list(report.values()) == [()] * recurrent_layers
-    assert models.uses_cudnn_compatible_rnn(model)
 
 
 @pytest.mark.parametrize("architecture", RECURRENT)
 def test_recurrent_dropout_breaks_cudnn(architecture):
     model = _tiny(architecture, recurrent_dropout=0.25)
     assert set(models.cudnn_report(model).values()) == {("recurrent_dropout > 0",)}
-    assert not models.uses_cudnn_compatible_rnn(model)
 
 
 def test_cudnn_report_names_every_broken_condition():
@@ -301,7 +299,6 @@ def test_cudnn_report_names_every_broken_condition():
 def test_models_without_recurrent_layers_have_an_empty_report():
     model = _tiny("conv1d")
     assert models.cudnn_report(model) == {}
-    assert models.uses_cudnn_compatible_rnn(model)
 
 
 # --- Mixed precision.

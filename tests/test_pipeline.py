@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing import config, glove, metadata, outputs, pipeline, rows, schema, text
+from preprocessing import beam_options, config, glove, metadata, outputs, pipeline, rows, schema, text
 
 GLOVE_WORDS = {"happy": 0.5, "sad": -0.5, "day": 0.25, "good": 1.0, "!": 2.0, "user": 3.0}
 DIM = 4
@@ -58,7 +58,7 @@ TEST_LINES = [
 ]
 
 
-def run(tmp_path, name="out", train=None, test=None, glove_path=None, **overrides):
+def run(tmp_path, name="out", train=None, test=None, glove_path=None, beam_args=(), **overrides):
     train = train or write_csv(tmp_path / "train.csv", train_records() + BAD_LINES)
     test = test or write_csv(tmp_path / "test.csv", TEST_LINES)
     settings = dict(
@@ -67,7 +67,7 @@ def run(tmp_path, name="out", train=None, test=None, glove_path=None, **override
         max_error_rate=0.05, min_count=2,
     )
     settings.update(overrides)
-    return pipeline.preprocess(config.PreprocessConfig(**settings)), tmp_path / name
+    return pipeline.preprocess(config.PreprocessConfig(**settings), beam_args), tmp_path / name
 
 
 def read_split(out, split, max_length):
@@ -172,6 +172,35 @@ def test_same_inputs_give_identical_outputs(job, tmp_path):
     for split in schema.SPLITS:
         ids = lambda d: sorted(int(e[schema.TWEET_ID]) for e in read_split(d, split, meta["max_length"]))
         assert ids(out) == ids(again)
+
+
+def test_worker_processes_write_what_one_in_process_worker_writes(job, tmp_path):
+    """The parallelism a local run chooses by default changes how fast, not what: same
+    vocabulary, matrix, split membership, shards and examples."""
+    meta, out = job
+    _, parallel = run(tmp_path, beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    for name in (schema.VOCAB_FILE, schema.EMBEDDINGS_FILE):
+        assert (out / name).read_bytes() == (parallel / name).read_bytes()
+    for split in schema.SPLITS:
+        by_id = lambda d: {
+            int(e[schema.TWEET_ID]): (e[schema.TOKEN_IDS].tolist(), int(e[schema.LABEL]), e[schema.TEXT])
+            for e in read_split(d, split, meta["max_length"])
+        }
+        assert by_id(out) == by_id(parallel) and len(by_id(out)) == meta["counts"][split]
+        shards = lambda d: sorted(p.name for p in (d / split).glob("*.tfrecord.gz"))
+        assert shards(out) == shards(parallel)
+
+
+def test_local_runs_get_a_worker_process_per_core_unless_told_otherwise():
+    per_core = ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]
+    assert beam_options.local_parallelism([], cpu_count=4) == per_core
+    assert beam_options.local_parallelism(["--runner=DirectRunner", "--job_name=x"], cpu_count=4) == per_core
+    assert beam_options.local_parallelism([], cpu_count=1) == []
+    assert beam_options.local_parallelism([], cpu_count=64) == [
+        f"--direct_num_workers={beam_options.MAX_DEFAULT_WORKERS}", "--direct_running_mode=multi_processing"]
+    assert beam_options.local_parallelism(["--direct_num_workers=1"], cpu_count=4) == []
+    assert beam_options.local_parallelism(["--direct_running_mode=in_memory"], cpu_count=4) == []
+    assert beam_options.local_parallelism(["--runner=DataflowRunner", "--project=p"], cpu_count=4) == []
 
 
 def test_metadata_is_valid_for_the_contract(job):

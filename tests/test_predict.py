@@ -33,9 +33,7 @@ def export_dir(sample_data_dir, tmp_path_factory):
         embedding_matrix=contract.embeddings,
     )
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    train = data.make_dataset(
-        sample_data_dir, "train", batch_size=64, max_length=contract.max_length, shuffle=True, seed=0
-    )
+    train = data.make_dataset(contract, "train", batch_size=64, shuffle=True, seed=0)
     model.fit(train, epochs=2, verbose=0, shuffle=False)  # the dataset shuffles
     target = str(tmp_path_factory.mktemp("predict") / "model")
     return export.export_serving_model(

@@ -141,3 +141,19 @@ def test_a_run_logs_its_stages_and_rows_done(tmp_path):
     assert f"ReadRows: read 3000 rows of {tmp_path / 'train.csv'} ({encoding})" in result.stderr
     counts = json.loads((tmp_path / "out" / schema.METADATA_FILE).read_text())["counts"]
     assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 3000
+
+
+def test_a_user_error_from_a_worker_process_becomes_its_own_message():
+    from preprocessing import __main__ as cli
+
+    text = (
+        "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
+        "Received 7.14% (2 of 28 rows read).\n\nDuring handling ...\n"
+        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
+        "Received 7.14% (2 of 28 rows read). [while running 'WriteMetadata/WriteJson']\n"
+    )
+    assert cli.user_error_from_worker(RuntimeError(text)) == (
+        "Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read)."
+    )
+    assert cli.user_error_from_worker(RuntimeError("builtins.KeyError: 'train'")) is None

@@ -119,7 +119,7 @@ def test_task_id():
 
 
 def test_two_cpu_replicas_are_in_sync():
-    distribution = strategy.choose_strategy(cpu_replicas=2, environ={})
+    distribution = strategy.make_strategy(strategy.plan_strategy(None, num_gpus=0, cpu_replicas=2))
     assert isinstance(distribution, tf.distribute.MirroredStrategy)
     assert distribution.num_replicas_in_sync == 2
     # A real all-reduce across the two replicas: each contributes its replica id + 1.
@@ -130,14 +130,14 @@ def test_two_cpu_replicas_are_in_sync():
 
 
 def test_one_cpu_replica_is_the_default_strategy():
-    distribution = strategy.choose_strategy(cpu_replicas=1, environ={})
+    distribution = strategy.make_strategy(strategy.plan_from_environment(cpu_replicas=1, environ={}))
     assert distribution.num_replicas_in_sync == 1
     assert distribution is tf.distribute.get_strategy()  # no distributed step per batch
 
 
 def test_other_cpu_count_after_initialisation_is_a_clear_error():
     with pytest.raises(strategy.StrategyError) as error:
-        strategy.choose_strategy(cpu_replicas=3, environ={})
+        strategy.make_strategy(strategy.plan_from_environment(cpu_replicas=3, environ={}))
     assert "Expected to split the CPU into 3 logical devices" in str(error.value)
     assert "already initialised with 2 CPU device(s)" in str(error.value)
 

@@ -11,6 +11,8 @@ from keras_tuner.src import protos
 from keras_tuner.src.distribute import utils as kt_distribute_utils
 
 from tuning import distributed
+from tuning import oracle_server
+from tuning import processes
 
 ID, IP, PORT = distributed.TUNER_ID, distributed.ORACLE_IP, distributed.ORACLE_PORT
 
@@ -176,7 +178,7 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=2)
     server = threading.Thread(
-        target=distributed.serve_oracle,
+        target=oracle_server.serve_oracle,
         kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=1.0, poll_seconds=0.1),
         daemon=True,
     )
@@ -186,7 +188,7 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     service = protos.get_service()
 
     def heartbeat(tuner):
-        stub.GetSpace(service.GetSpaceRequest(), metadata=((distributed.HEARTBEAT_METADATA_KEY, tuner),), wait_for_ready=True, timeout=10)
+        stub.GetSpace(service.GetSpaceRequest(), metadata=((oracle_server.HEARTBEAT_METADATA_KEY, tuner),), wait_for_ready=True, timeout=10)
 
     def create(tuner):
         response = stub.CreateTrial(service.CreateTrialRequest(tuner_id=tuner), wait_for_ready=True, timeout=10)
@@ -199,7 +201,7 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
 
     heartbeat("dies")
     lost = create("dies")  # and never heard of again
-    alive = distributed.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2)
+    alive = processes.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2)
     with alive:
         first = create("lives")
         assert {lost.trial_id, first.trial_id} == {"0", "1"}
@@ -222,12 +224,12 @@ def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=1)
     server = threading.Thread(
-        target=distributed.serve_oracle,
+        target=oracle_server.serve_oracle,
         kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=0.5, poll_seconds=0.1),
         daemon=True,
     )
     server.start()
-    client = distributed.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1)
+    client = processes.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1)
     with client:
         import grpc
 

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pathlib
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from trainer import predict
+from tuning import budget
 from tuning import config
 from tuning import sweep
 
@@ -32,18 +34,28 @@ def _info(tuner_dir, trial_id):
     return json.loads((pathlib.Path(tuner_dir) / "search" / f"trial_{trial_id}" / "s140_trial.json").read_text())
 
 
-def test_random_sweep_outputs_agree_and_the_best_model_serves(sample_data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def random_sweep(sample_data_dir, tmp_path_factory):
+    """A finished random sweep whose shared settings are not the defaults."""
     cfg = config.SweepConfig(
         data_dir=sample_data_dir,
-        tuner_dir=str(tmp_path / "tune"),
+        tuner_dir=str(tmp_path_factory.mktemp("sweep") / "tune"),
         tuner="random",
         architectures=("gap", "conv1d"),
         max_trials=3,
         max_epochs=2,
         epochs_best=1,
         cpu_replicas=2,  # trials and the retraining on a two-replica MirroredStrategy
+        batch_size=48,
+        seed=7,
+        early_stopping_patience=1,
+        mixed_precision="off",
     )
-    result = sweep.run_sweep(cfg, environ={})
+    return cfg, sweep.run_sweep(cfg, environ={})
+
+
+def test_random_sweep_outputs_agree_and_the_best_model_serves(random_sweep):
+    cfg, result = random_sweep
     tuner_dir = pathlib.Path(cfg.tuner_dir)
 
     rows = _rows(tuner_dir)
@@ -92,6 +104,49 @@ def test_random_sweep_outputs_agree_and_the_best_model_serves(sample_data_dir, t
     assert f"Trial {best['trial_id']}: **{best['architecture']}**, val_accuracy **{best['objective']['value']:.4f}**" in summary
     assert "3 completed, 0 failed" in summary and "objective_per_trial.png" in summary
     assert f"accuracy **{metrics['accuracy']:.4f}**" in summary
+
+
+def _report_settings(report):
+    """{setting: cell} of report.md's settings table."""
+    section = report.split("## Settings")[1].split("\n## ")[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    return {name.strip(): value.strip() for name, value in rows}
+
+
+def test_the_reproduce_command_retrains_best_with_the_same_settings(random_sweep, tmp_path):
+    cfg, result = random_sweep
+    tuner_dir = pathlib.Path(cfg.tuner_dir)
+    summary = (tuner_dir / "summary.md").read_text()
+    command = summary.split("Reproduce with: `")[1].split("`")[0]
+    assert command == result.best["s140_train_command"]
+    program, *args = shlex.split(command)
+    assert program == "s140-train"
+    assert f"--job_dir={tuner_dir / 'best'}" in args
+    job_dir = tmp_path / "again"
+    args = [f"--job_dir={job_dir}" if a.startswith("--job_dir=") else a for a in args]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("AIP_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", *args], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    best = json.loads((tuner_dir / "best" / "metrics.json").read_text())
+    again = json.loads((job_dir / "metrics.json").read_text())
+    settings = (
+        "architecture", "hparams", "learning_rate", "seed", "per_replica_batch_size",
+        "global_batch_size", "replicas", "strategy", "strategy_devices", "epochs_requested",
+        "dtype_policy", "data_dir", "evaluated_on",
+    )
+    assert {k: again[k] for k in settings} == {k: best[k] for k in settings}
+    assert (best["seed"], best["per_replica_batch_size"], best["replicas"]) == (7, 48, 2)
+    # The settings metrics.json does not hold are in each report's settings table.
+    shown = ("early_stopping_patience", "mixed_precision", "cpu_replicas", "batch_size", "epochs", "seed")
+    best_report = _report_settings((tuner_dir / "best" / "report.md").read_text())
+    again_report = _report_settings((job_dir / "report.md").read_text())
+    assert {k: again_report[k] for k in shown} == {k: best_report[k] for k in shown}
+    assert (best_report["early_stopping_patience"], best_report["mixed_precision"]) == ("1", "off")
 
 
 def _run_cli(args, **kwargs):
@@ -171,7 +226,7 @@ def test_unknown_flags_and_bad_values_fail_the_command(tmp_path):
 def test_budgets():
     cfg = config.SweepConfig(data_dir="d", tuner_dir="t", tuner="hyperband", max_epochs=9, hyperband_factor=3)
     # KerasTuner's brackets for max_epochs 9, factor 3: 9x1 -> 3x3 -> 1x9, 5x3 -> 2x9, 3x9.
-    assert sweep.planned_trials(cfg) == 9 + 3 + 1 + 5 + 2 + 3
-    assert sweep.epoch_budget(cfg) == (9 * 1 + 3 * 2 + 1 * 6) + (5 * 3 + 2 * 6) + 3 * 9
+    assert budget.planned_trials(cfg) == 9 + 3 + 1 + 5 + 2 + 3
+    assert budget.epoch_budget(cfg) == (9 * 1 + 3 * 2 + 1 * 6) + (5 * 3 + 2 * 6) + 3 * 9
     cfg = config.SweepConfig(data_dir="d", tuner_dir="t", tuner="random", max_trials=7, max_epochs=4, executions_per_trial=2)
-    assert (sweep.planned_trials(cfg), sweep.epoch_budget(cfg)) == (7, 56)
+    assert (budget.planned_trials(cfg), budget.epoch_budget(cfg)) == (7, 56)

@@ -22,13 +22,13 @@ from absl import flags
 from absl import logging
 
 from preprocessing import schema
+from trainer import cli_flags
 from trainer import config
 from trainer import models
 from trainer import strategy
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "An s140-preprocess output directory (local or gs://).")
 _JOB_DIR = flags.DEFINE_string(
     "job_dir", None,
     "Where the run writes model.keras, metrics.json, history.json and report.md (local or "
@@ -38,25 +38,7 @@ _ARCHITECTURE = flags.DEFINE_enum(
     "architecture", _DEFAULTS["architecture"], models.ARCHITECTURES, "Model architecture."
 )
 _EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs.")
-_BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", _DEFAULTS["batch_size"],
-    "Examples per replica per step; the global batch is this times the replicas in sync.",
-)
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
-_PATIENCE = flags.DEFINE_integer(
-    "early_stopping_patience", _DEFAULTS["early_stopping_patience"],
-    "Epochs without a better val_loss before stopping; 0 disables early stopping.",
-)
-_MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", _DEFAULTS["mixed_precision"], config.MIXED_PRECISION_CHOICES,
-    "auto: mixed_float16 on GPUs of compute capability >= 7.0, else float32; float16: "
-    "mixed_float16 (GPU only); bfloat16: mixed_bfloat16; off: float32.",
-)
-_CPU_REPLICAS = flags.DEFINE_integer(
-    "cpu_replicas", _DEFAULTS["cpu_replicas"],
-    "Without GPUs: split the CPU into this many logical devices and mirror over them.",
-)
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS["seed"], "Seed of weights and shuffling.")
 _HPARAMS = flags.DEFINE_list(
     "hparams", [], "Architecture hyperparameters as name=value pairs, e.g. lstm_units=32,dropout=0.2."
 )
@@ -103,39 +85,38 @@ def parse_hparams(architecture, pairs, flag_values=None):
     """
     defaults = models.hyperparameters(architecture)
     given = {name: value for name, value in (flag_values or {}).items() if value is not None}
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(
-            f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
-            f"Received flags for: {unknown}."
-        )
+    models.check_hyperparameters(architecture, given, received="flags for")
+    from_pairs = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         name = name.strip()
         if not sep or not name:
             raise ValueError(f"Expected --hparams entries as name=value. Received: {pair!r}.")
-        if name not in defaults:
-            raise ValueError(
-                f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
-                f"Received unknown: {name!r}."
-            )
         if name in given:
             raise ValueError(f"Expected {name} once. Received it both as --{name} and in --hparams.")
-        kind = float if isinstance(defaults[name], float) else type(defaults[name])
-        try:
-            given[name] = kind(raw.strip())
-        except ValueError as error:
-            raise ValueError(
-                f"Expected {name} to be {kind.__name__} (default {defaults[name]!r}). "
-                f"Received: {raw!r}."
-            ) from error
-    return given
+        from_pairs[name] = _convert(name, raw.strip(), defaults)
+    models.check_hyperparameters(architecture, from_pairs)  # names, types and ranges
+    return {**given, **from_pairs}
+
+
+def _convert(name, raw, defaults):
+    """`raw` as the type of the default; unknown names stay text for the check to name."""
+    if name not in defaults:
+        return raw
+    kind = float if isinstance(defaults[name], float) else type(defaults[name])
+    try:
+        return kind(raw)
+    except ValueError as error:
+        raise ValueError(
+            f"Expected {name} to be {kind.__name__} (default {defaults[name]!r}). "
+            f"Received: {raw!r}."
+        ) from error
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
-    if not _DATA_DIR.value:
+    if not cli_flags.DATA_DIR.value:
         raise app.UsageError("--data_dir is required.")
     job_dir = _JOB_DIR.value or config.default_job_dir(os.environ)
     if not job_dir:
@@ -146,17 +127,12 @@ def main(argv):
         {name: holder.value for name, holder in _HPARAM_FLAGS.items()},
     )
     cfg = config.TrainConfig(
-        data_dir=_DATA_DIR.value,
+        **cli_flags.run_settings(),
         job_dir=job_dir,
         architecture=_ARCHITECTURE.value,
         epochs=_EPOCHS.value,
-        batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value,
         hparams=hparams,
-        early_stopping_patience=_PATIENCE.value,
-        mixed_precision=_MIXED_PRECISION.value,
-        cpu_replicas=_CPU_REPLICAS.value,
-        seed=_SEED.value,
     )
     logging.info("Settings: %s", cfg)
     # trainer.train imports no more than this module did; the strategy (and with it

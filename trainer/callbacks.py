@@ -26,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import files
+from trainer import hypertune
 
 HISTORY_FILE = "history.json"
 BEST_MODEL_FILE = "best.keras"
@@ -267,17 +268,40 @@ def make_callbacks(
             )
         )
     callbacks.append(ResumableModelCheckpoint(best_model_path, history_path, monitor="val_loss"))
-    if tensorboard_available():
-        callbacks.append(
-            keras.callbacks.TensorBoard(log_dir if chief else posixpath.join(scratch, "logs"))
-        )
-    else:
-        logging.warning(
-            "TensorBoard is not installed (TensorFlow 2.21 no longer depends on it): no "
-            "logs in %s. `pip install tensorboard` to get them.",
-            log_dir,
-        )
+    callbacks += _tensorboard(log_dir if chief else posixpath.join(scratch, "logs"))
     callbacks.append(logger)
+    callbacks += hypertune.trial_callbacks(chief=chief)  # a Vertex tuning trial's metric
+    return RunCallbacks(_async_safe(callbacks), logger, best_model_path, scratch)
+
+
+def make_trial_callbacks(*, log_dir, early_stopping_patience, examples_per_epoch):
+    """The callbacks of a run that apply to a tuning trial.
+
+    Not the ones that write a run's files (history.json, backups, best.keras): KerasTuner
+    keeps each trial's state and best epoch itself, and a killed sweep reruns the trial.
+    Early stopping does not restore weights: the trial is scored on its best epoch.
+    """
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience))
+    callbacks.append(EpochLogger(examples_per_epoch))
+    callbacks += _tensorboard(log_dir)
+    return _async_safe(callbacks)
+
+
+def _tensorboard(log_dir):
+    """[TensorBoard(log_dir)], or [] with a warning when tensorboard is not installed."""
+    if tensorboard_available():
+        return [keras.callbacks.TensorBoard(log_dir)]
+    logging.warning(
+        "TensorBoard is not installed (TensorFlow 2.21 no longer depends on it): no "
+        "logs in %s. `pip install tensorboard` to get them.",
+        log_dir,
+    )
+    return []
+
+
+def _async_safe(callbacks):
     # Keras runs batch hooks on the training thread, converting every step's logs to
     # Python (a device sync per step), unless every callback with a batch hook is marked
     # async_safe. Ours act once per epoch (TensorBoard, backups and checkpoints at epoch
@@ -286,4 +310,4 @@ def make_callbacks(
     # of a plain `fit` (docs/benchmarks.md).
     for callback in callbacks:
         callback.async_safe = True
-    return RunCallbacks(callbacks, logger, best_model_path, scratch)
+    return callbacks

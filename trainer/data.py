@@ -23,11 +23,14 @@ _PARSE_BLOCK = 1024
 
 
 class Contract(typing.NamedTuple):
-    """The validated non-TFRecord parts of a data directory."""
+    """A validated data directory: metadata.json, vocabulary, GloVe matrix and the
+    TFRecord shards of each split, read once per run and passed to every reader."""
 
     metadata: dict
     vocab_tokens: typing.List[str]  # line i = token of id i; id 0 = "" (padding)
     embeddings: np.ndarray  # float32 [vocab_size, embedding dim]
+    data_dir: typing.Optional[str] = None  # None: a contract made in memory (tests)
+    shards: typing.Mapping[str, typing.Tuple[str, ...]] = {}  # split -> sorted shard paths
 
     @property
     def max_length(self):
@@ -44,6 +47,12 @@ class Contract(typing.NamedTuple):
     def count(self, split):
         """Number of examples of `split` according to metadata.json (0 when absent)."""
         return int(self.metadata["counts"].get(split, 0))
+
+    def split_shards(self, split):
+        """The sorted TFRecord shards of `split` found when the contract was loaded."""
+        if split not in schema.SPLITS:
+            raise ValueError(f"Expected a split in {list(schema.SPLITS)}. Received: {split!r}.")
+        return tuple(self.shards.get(split, ()))
 
 
 def read_metadata(data_dir):
@@ -119,7 +128,8 @@ def load_contract(data_dir):
         raise schema.ContractError(
             f"{embeddings_path}: expected float32 values. Received dtype {embeddings.dtype}."
         )
-    return Contract(metadata, tokens, embeddings.astype(np.float32, copy=False))
+    shards = {split: tuple(split_files(data_dir, split)) for split in schema.SPLITS}
+    return Contract(metadata, tokens, embeddings.astype(np.float32, copy=False), data_dir, shards)
 
 
 def _require_file(path, what):
@@ -138,17 +148,16 @@ def split_files(data_dir, split):
 
 
 def make_dataset(
-    data_dir,
+    contract,
     split,
     *,
     batch_size,
-    max_length,
     shuffle=False,
     seed=None,
     repeat=False,
     drop_remainder=False,
 ):
-    """Batches of (token_ids, label) from one split of a data directory.
+    """Batches of (token_ids, label) from one split of a validated data directory.
 
     The split is read once (interleaved GZIP TFRecord readers, batched
     `tf.io.parse_example`) into two in-memory tensors; each pass then draws a permutation
@@ -159,10 +168,10 @@ def make_dataset(
     max_length 40 take 256 MB as int32.
 
     Args:
-      data_dir: a preprocessing output directory (local or gs://).
+      contract: the `Contract` of the data directory (`load_contract`): max_length,
+        counts and shards come from it, so metadata.json is read once per run.
       split: "train", "val" or "test".
       batch_size: examples per batch (the *global* batch under a tf.distribute strategy).
-      max_length: token ids per example; must equal metadata.json's max_length.
       shuffle: a new exact permutation of all examples on every pass.
       seed: with a seed the sequence of permutations is the same on every run.
       repeat: repeat forever (pair with `steps_per_epoch`).
@@ -172,22 +181,17 @@ def make_dataset(
       A `tf.data.Dataset` of (int64 token_ids [batch, max_length], float32 label [batch]).
 
     Raises:
-      ContractError: when the split has no shards or no examples, or max_length
-        disagrees with metadata.json.
+      ContractError: when the split has no shards or no examples, or its shards hold
+        another number of examples than metadata.json counts.
     """
-    metadata = read_metadata(data_dir)
-    if max_length != metadata["max_length"]:
-        raise schema.ContractError(
-            f"Expected max_length {metadata['max_length']} (from {data_dir}/"
-            f"{schema.METADATA_FILE}). Received: max_length={max_length}."
-        )
-    files = split_files(data_dir, split)
-    count = int(metadata["counts"].get(split, 0))
+    max_length = contract.max_length
+    files = list(contract.split_shards(split))
+    count = contract.count(split)
     if not files or count == 0:
         raise schema.ContractError(
-            f"Expected examples in split {split!r} of {data_dir}. Received: "
-            f"{len(files)} shards matching {schema.split_pattern(data_dir, split)} and a "
-            f"count of {count} in metadata.json."
+            f"Expected examples in split {split!r} of {contract.data_dir}. Received: "
+            f"{len(files)} shards matching {schema.split_pattern(contract.data_dir, split)} "
+            f"and a count of {count} in metadata.json."
         )
     token_ids, labels = _load_split(files, max_length)
     if len(labels) != count:

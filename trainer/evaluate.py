@@ -1,20 +1,22 @@
-"""Test-set metrics of a binary classifier, computed exactly in numpy.
+"""Test-set metrics of a binary classifier, from `sklearn.metrics`.
 
-Keras' AUC metric approximates the ROC curve with a fixed number of thresholds; the
-report wants the exact value, which is the Mann-Whitney statistic over the ranks of
-the probabilities (ties get their average rank, i.e. count one half). No sklearn: it
-is a test-only dependency.
+scikit-learn computes them exactly: Keras' AUC metric approximates the ROC curve with a
+fixed number of thresholds, while `roc_auc_score` is the exact area (ties count one
+half). The loss clips probabilities the way Keras' binary cross-entropy does, so it
+agrees with the loss logged during training.
 
 The decision rule is `probability > threshold`, the same as Keras' BinaryAccuracy,
 Precision and Recall, so the report agrees with the metrics logged during training.
 """
 
 import numpy as np
+from sklearn import metrics as sk_metrics
 
 from preprocessing._tf import tf
 
 # Keras' backend epsilon: the clip its binary cross-entropy applies to probabilities.
 _EPSILON = 1e-7
+_CLASSES = (0, 1)
 
 
 def predicted_labels(probabilities, threshold=0.5):
@@ -43,22 +45,19 @@ def binary_metrics(labels, probabilities, threshold=0.5):
     """
     labels, probabilities = _check(labels, probabilities, threshold)
     predicted = predicted_labels(probabilities, threshold)
-    tp = int(np.sum((predicted == 1) & (labels == 1)))
-    fp = int(np.sum((predicted == 1) & (labels == 0)))
-    fn = int(np.sum((predicted == 0) & (labels == 1)))
-    tn = int(np.sum((predicted == 0) & (labels == 0)))
+    tn, fp, fn, tp = (
+        int(v) for v in sk_metrics.confusion_matrix(labels, predicted, labels=_CLASSES).ravel()
+    )
     count = labels.size
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
+    scores = dict(zero_division=0.0, labels=_CLASSES)
     clipped = np.clip(probabilities, _EPSILON, 1.0 - _EPSILON)
-    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1.0 - clipped))
     return {
-        "accuracy": (tp + tn) / count,
-        "precision": precision,
-        "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
+        "accuracy": float(sk_metrics.accuracy_score(labels, predicted)),
+        "precision": float(sk_metrics.precision_score(labels, predicted, **scores)),
+        "recall": float(sk_metrics.recall_score(labels, predicted, **scores)),
+        "f1": float(sk_metrics.f1_score(labels, predicted, **scores)),
         "roc_auc": roc_auc(labels, probabilities),
-        "loss": float(loss),
+        "loss": float(sk_metrics.log_loss(labels, clipped, labels=_CLASSES)),
         "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "count": int(count),
         "positive_rate": (tp + fp) / count,
@@ -68,40 +67,12 @@ def binary_metrics(labels, probabilities, threshold=0.5):
 
 
 def roc_auc(labels, scores):
-    """Exact area under the ROC curve; None when labels hold only one class.
-
-    AUC = P(score of a random positive > score of a random negative), ties counting
-    one half, which is (sum of positive ranks - n_pos (n_pos + 1) / 2) / (n_pos n_neg)
-    with average ranks for ties.
-    """
+    """Exact area under the ROC curve (`sklearn.metrics.roc_auc_score`, ties counting
+    one half); None when labels hold only one class, where it is undefined."""
     labels = np.asarray(labels).reshape(-1)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    positives = int(np.sum(labels == 1))
-    negatives = labels.size - positives
-    if positives == 0 or negatives == 0:
+    if np.unique(labels).size < 2:
         return None
-    ranks = _average_ranks(scores)
-    u = ranks[labels == 1].sum() - positives * (positives + 1) / 2.0
-    return float(u / (positives * negatives))
-
-
-def _average_ranks(values):
-    """1-based ranks of values, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts_group = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    group = np.cumsum(starts_group) - 1
-    starts = np.flatnonzero(starts_group)
-    ends = np.append(starts[1:], values.size)  # exclusive
-    # Positions start..end-1 hold ranks start+1..end, whose mean is (start + 1 + end) / 2.
-    mean_rank = (starts + 1 + ends) / 2.0
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = mean_rank[group]
-    return ranks
-
-
-def _ratio(numerator, denominator):
-    return float(numerator / denominator) if denominator else 0.0
+    return float(sk_metrics.roc_auc_score(labels, np.asarray(scores, dtype=np.float64).reshape(-1)))
 
 
 def _check(labels, probabilities, threshold):

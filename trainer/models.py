@@ -2,9 +2,9 @@
 
 Every model reads token ids (the data contract's `token_ids`: post-padded with
 `PAD_ID` 0, id 1 = `[UNK]`) and returns the sigmoid probability of the positive class,
-shape [batch, 1]. Models come back uncompiled: the optimizer, loss and distribution
-strategy belong to the trainer, which must build *and* compile inside
-`strategy.scope()`.
+shape [batch, 1]. Models come back uncompiled; `compile_model` is the one compile step
+of every run and trial, and the trainer builds *and* compiles inside
+`strategy.scope()`. `check_hyperparameters` is the one check of hyperparameters.
 
 Each architecture is a body function whose keyword-only arguments are its
 hyperparameters; their defaults are the seed's, and `hyperparameters()` reads them
@@ -176,15 +176,31 @@ def hyperparameters(architecture):
     return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
 
 
-def _check_hyperparameters(architecture, hparams):
-    valid = hyperparameters(architecture)
-    unknown = sorted(set(hparams) - set(valid))
+def check_hyperparameters(architecture, hparams, *, received="unknown"):
+    """The one check of an architecture's hyperparameters (the CLIs, `TrainConfig`,
+    the search-space table and `build_model` all call it).
+
+    Raises:
+      ValueError: for an unknown architecture or hyperparameter (listing the valid
+        ones), a value whose type differs from the default's, or a dropout rate
+        outside [0, 1). `received` says where unknown names came from.
+    """
+    defaults = hyperparameters(architecture)  # raises for an unknown architecture
+    unknown = sorted(set(hparams) - set(defaults))
     if unknown:
         raise ValueError(
-            f"Expected hyperparameters of {architecture!r} among {list(valid)}. "
-            f"Received unknown: {unknown}."
+            f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
+            f"Received {received}: {unknown}."
         )
     for name, value in hparams.items():
+        expected = type(defaults[name])
+        # An int is a fine float (dropout=0), never the other way round (units=32.5).
+        accepted = (int, float, np.integer, np.floating) if expected is float else (expected, np.integer)
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise ValueError(
+                f"Expected {architecture} hyperparameter {name} to be {expected.__name__} "
+                f"(default {defaults[name]!r}). Received: {value!r}."
+            )
         # Keras silently clamps recurrent_dropout into [0, 1]; a typo such as 20 for
         # 0.2 must not become "drop everything".
         if name.endswith("dropout") and not 0.0 <= value < 1.0:
@@ -254,7 +270,7 @@ def build_model(
         ones), a bad size, or an embedding matrix of the wrong shape.
     """
     spec = _lookup(architecture)
-    _check_hyperparameters(architecture, hparams)
+    check_hyperparameters(architecture, hparams)
     for name, value in (
         ("vocab_size", vocab_size),
         ("embedding_dim", embedding_dim),
@@ -273,6 +289,17 @@ def build_model(
         1, activation="sigmoid", dtype="float32", name="probability"
     )(x)
     return keras.Model(token_ids, probability, name=architecture)
+
+
+def compile_model(model, learning_rate):
+    """The one compile step of every run and tuning trial: Adam, binary cross-entropy,
+    accuracy. Call it inside the strategy's scope (optimizer slots are mirrored)."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
 
 
 # --- cuDNN check.
@@ -321,7 +348,3 @@ def cudnn_report(model):
         for path, layer in _recurrent_layers(model.layers)
     }
 
-
-def uses_cudnn_compatible_rnn(model):
-    """True when every LSTM/GRU of `model` meets cuDNN's conditions (or it has none)."""
-    return not any(cudnn_report(model).values())

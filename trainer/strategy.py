@@ -234,11 +234,6 @@ def _multi_worker_strategy_class():
     return KerasCompatibleMultiWorkerMirroredStrategy
 
 
-def choose_strategy(*, cpu_replicas=1, environ=None):
-    """The strategy for this process: see `plan_strategy`."""
-    return make_strategy(plan_from_environment(cpu_replicas=cpu_replicas, environ=environ))
-
-
 # --- Precision.
 
 

@@ -16,25 +16,22 @@ follow Vertex AI's AIP_* variables when set (`config.resolve_dirs`).
 """
 
 import dataclasses
-import math
-import os
 import posixpath
 import time
+import typing
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
-from trainer import config as config_lib
 from trainer import data
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
 from trainer import files
-from trainer import models
 from trainer import report as report_lib
-from trainer import strategy as strategy_lib
+from trainer import run as run_lib
+from trainer import summary as summary_lib
 
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.keras"
@@ -58,171 +55,116 @@ def train(cfg, *, environ=None):
       ValueError: inconsistent settings (e.g. an architecture too large for max_length).
     """
     started = time.perf_counter()
-    environ = os.environ if environ is None else environ
+    run = run_lib.set_up(cfg, environ=environ, job_dir=cfg.job_dir, hparams=cfg.resolved_hparams())
+    logging.info("Training %s %s for up to %d epoch(s).", cfg.architecture, run.hparams, cfg.epochs)
+    trained = fit(cfg, run)
+    if not run.chief:
+        logging.info("Non-chief task %s finished; the chief writes the outputs.", run.task)
+        return {
+            "chief": False,
+            "fit_seconds": trained.fit_seconds,
+            "train_examples_per_second": trained.examples_per_second,
+        }
+    return finish(cfg, run, trained, started=started)
 
-    # Files only, no TensorFlow runtime yet: logical CPUs and MultiWorkerMirroredStrategy
-    # must be set up before the first op, dataset or model.
-    contract = data.load_contract(cfg.data_dir)
-    tf_config = strategy_lib.parse_tf_config(environ)
-    plan = strategy_lib.plan_from_environment(cpu_replicas=cfg.cpu_replicas, environ=environ)
-    policy = strategy_lib.mixed_precision_policy(
-        cfg.mixed_precision,
-        gpu_compute_capabilities=strategy_lib.local_gpu_compute_capabilities(),
-    )
-    distribution = strategy_lib.make_strategy(plan)
-    chief = strategy_lib.is_chief(tf_config)
-    dirs = config_lib.resolve_dirs(cfg.job_dir, environ)
-    keras.utils.set_random_seed(cfg.seed)
 
-    replicas = distribution.num_replicas_in_sync
-    global_batch = cfg.batch_size * replicas
-    hparams = cfg.resolved_hparams()
-    logging.info(
-        "Training %s %s on %s: %d replica(s) x %d = global batch %d; dtype policy %s; "
-        "%s task %s.",
-        cfg.architecture,
-        hparams,
-        cfg.data_dir,
-        replicas,
-        cfg.batch_size,
-        global_batch,
-        policy,
-        "chief" if chief else "non-chief",
-        strategy_lib.task_id(tf_config),
-    )
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """What the fit leaves for the finish."""
 
-    feeds = _feeds(cfg, contract, global_batch, multi_worker=plan.kind == strategy_lib.MULTI_WORKER)
+    model_path: str  # the saved model.keras (a non-chief's is in its scratch dir, deleted)
+    parameters: typing.Mapping[str, int]
+    fit_seconds: float
+    examples_per_second: typing.Optional[float]
+    epochs_run_this_process: int
+
+
+def fit(cfg, run):
+    """Builds the model in the run's strategy, fits it with the run's callbacks and
+    saves its best val_loss epoch as model.keras (every worker saves, as Keras's
+    multi-worker guide says; only the chief's copy is kept)."""
+    dirs = run.dirs
     run_callbacks = callbacks_lib.make_callbacks(
         job_dir=dirs.job_dir,
         checkpoint_dir=dirs.checkpoint_dir,
         log_dir=dirs.log_dir,
-        chief=chief,
+        chief=run.chief,
         early_stopping_patience=cfg.early_stopping_patience,
-        examples_per_epoch=feeds.examples_per_epoch,
+        examples_per_epoch=run.feeds.examples_per_epoch,
     )
-    previous_policy = keras.mixed_precision.global_policy()
     try:
-        keras.mixed_precision.set_global_policy(policy)
-        with distribution.scope():
-            model = _build_and_compile(cfg, contract, hparams)
-        fit_started = time.perf_counter()
-        model.fit(
-            feeds.train,
-            validation_data=feeds.val,
-            epochs=cfg.epochs,
-            steps_per_epoch=feeds.steps_per_epoch,
-            validation_steps=feeds.validation_steps,
-            callbacks=run_callbacks.callbacks,
-            shuffle=False,  # the dataset shuffles examples itself (data.make_dataset)
-            verbose=0,
-        )
-        fit_seconds = time.perf_counter() - fit_started
-        if tf.io.gfile.exists(run_callbacks.best_model_path):
-            # The best val_loss epoch, also when it was reached before a kill and resume
-            # (EarlyStopping can only restore weights it saw in this process).
-            model.load_weights(run_callbacks.best_model_path)
-        # Every worker saves (Keras's multi-worker guide); only the chief's copy is kept.
-        model_path = posixpath.join(
-            dirs.job_dir if chief else run_callbacks.scratch_dir, MODEL_FILE
-        )
-        tf.io.gfile.makedirs(posixpath.dirname(model_path))
-        model.save(model_path)
+        with run_lib.dtype_policy(run):
+            with run.strategy.scope():
+                model = run_lib.build_model(run.contract, cfg.architecture, run.hparams, cfg.learning_rate)
+            fit_started = time.perf_counter()
+            run_lib.fit(run, model, epochs=cfg.epochs, callbacks=run_callbacks.callbacks)
+            fit_seconds = time.perf_counter() - fit_started
+            if tf.io.gfile.exists(run_callbacks.best_model_path):
+                # The best val_loss epoch, also when it was reached before a kill and
+                # resume (EarlyStopping can only restore weights it saw in this process).
+                model.load_weights(run_callbacks.best_model_path)
+            model_path = posixpath.join(dirs.job_dir if run.chief else run_callbacks.scratch_dir, MODEL_FILE)
+            tf.io.gfile.makedirs(posixpath.dirname(model_path))
+            model.save(model_path)
     finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
         run_callbacks.cleanup()  # a non-chief's scratch directory; nothing for the chief
+    logger = run_callbacks.epoch_logger
+    return Trained(
+        model_path=model_path,
+        parameters=report_lib.parameter_counts(model),
+        fit_seconds=fit_seconds,
+        examples_per_second=logger.examples_per_second(),
+        epochs_run_this_process=len(logger.train_seconds),
+    )
 
-    parameters = report_lib.parameter_counts(model)
-    throughput = run_callbacks.epoch_logger.examples_per_second()
-    if not chief:
-        logging.info("Non-chief task %s finished; the chief writes the outputs.", strategy_lib.task_id(tf_config))
-        return {"chief": False, "fit_seconds": fit_seconds, "train_examples_per_second": throughput}
 
+def finish(cfg, run, trained, *, started):
+    """The chief's part after the fit: export, evaluate, report; returns metrics.json."""
+    dirs = run.dirs
     # The model reloaded outside the strategy: export and evaluation then run on this
     # process alone, with no collective op waiting for other workers.
-    serving_model = keras.models.load_model(model_path)
+    serving_model = keras.models.load_model(trained.model_path)
     export_lib.export_serving_model(
         serving_model,
-        vocab_tokens=contract.vocab_tokens,
-        max_length=contract.max_length,
+        vocab_tokens=run.contract.vocab_tokens,
+        max_length=run.contract.max_length,
         export_dir=dirs.model_dir,
     )
-    eval_split, eval_note = _evaluation_split(cfg.data_dir, contract)
+    eval_split, eval_note = _evaluation_split(run.contract)
     evaluation = evaluate_lib.evaluate_model(
-        serving_model,
-        data.make_dataset(
-            cfg.data_dir, eval_split, batch_size=_EVAL_BATCH_SIZE, max_length=contract.max_length
-        ),
+        serving_model, data.make_dataset(run.contract, eval_split, batch_size=_EVAL_BATCH_SIZE)
     )
     history_path = posixpath.join(dirs.job_dir, callbacks_lib.HISTORY_FILE)
-    history = callbacks_lib.read_history(history_path)
-    epochs = history.get(callbacks_lib.EPOCH, [])
-    val_losses = history.get("val_loss", [])
-    best_epoch = epochs[int(np.argmin(val_losses))] if val_losses else None
-
+    summary = summary_lib.RunSummary(
+        cfg=cfg,
+        run=run,
+        parameters=trained.parameters,
+        evaluation=evaluation,
+        evaluated_on=eval_split,
+        evaluation_note=eval_note,
+        history=callbacks_lib.read_history(history_path),
+        epochs_run_this_process=trained.epochs_run_this_process,
+        train_examples_per_second=trained.examples_per_second,
+        fit_seconds=trained.fit_seconds,
+    )
     outputs = {
-        "model_keras": model_path,
+        "model_keras": trained.model_path,
         "model_dir": dirs.model_dir,
         "metrics": posixpath.join(dirs.job_dir, METRICS_FILE),
         "history": history_path,
         "checkpoint_dir": dirs.checkpoint_dir,
         "log_dir": dirs.log_dir,
     }
-    metrics = {
-        **_jsonable(evaluation),
-        "evaluated_on": eval_split,
-        **({"evaluation_note": eval_note} if eval_note else {}),
-        "architecture": cfg.architecture,
-        "hparams": hparams,
-        "parameters": parameters,
-        "replicas": replicas,
-        "per_replica_batch_size": cfg.batch_size,
-        "global_batch_size": global_batch,
-        "strategy": plan.kind,
-        "strategy_devices": list(plan.devices),
-        "num_workers": plan.num_workers,
-        "dtype_policy": policy,
-        "learning_rate": cfg.learning_rate,
-        "epochs_requested": cfg.epochs,
-        "epochs_run": len(epochs),
-        "epochs_run_this_process": len(run_callbacks.epoch_logger.train_seconds),
-        "best_epoch": None if best_epoch is None else best_epoch + 1,  # 1-based, as logged
-        "best_val_loss": float(min(val_losses)) if val_losses else None,
-        "train_examples": contract.count("train"),
-        "train_examples_per_second": throughput,
-        "fit_seconds": fit_seconds,
-        "seed": cfg.seed,
-        "data_dir": cfg.data_dir,
-        "outputs": outputs,
-    }
-    metrics["wall_time_seconds"] = time.perf_counter() - started  # up to the report
-    settings = {
-        **dataclasses.asdict(cfg),
-        "hparams": hparams,
-        "parameters": parameters,
-        "replicas": replicas,
-        "global_batch_size": global_batch,
-        "strategy": plan.describe(),
-        "dtype_policy": policy,
-        "epochs_run": len(epochs),
-        "best_epoch": metrics["best_epoch"],
-        "evaluated_on": eval_split,
-        **({"evaluation_note": eval_note} if eval_note else {}),
-        "export_dir": dirs.model_dir,
-        "checkpoint_dir": dirs.checkpoint_dir,
-        "log_dir": dirs.log_dir,
-        "wall_time_seconds": metrics["wall_time_seconds"],
-        "examples_per_second": throughput,
-    }
     report_paths = report_lib.write_report(
         dirs.job_dir,
-        history=history,
+        history=summary.history,
         # The report calls these test metrics; validation metrics are not that.
         metrics=evaluation if eval_split == "test" else None,
-        metadata=contract.metadata,
-        settings=settings,
+        metadata=run.contract.metadata,
+        settings=summary.report_settings(wall_time_seconds=time.perf_counter() - started),
     )
     outputs.update({key: path for key, path in report_paths.items() if path})
-    metrics["wall_time_seconds"] = time.perf_counter() - started
+    metrics = summary.metrics(wall_time_seconds=time.perf_counter() - started, outputs=outputs)
     files.write_json(outputs["metrics"], metrics)
     auc = metrics.get("roc_auc")
     logging.info(
@@ -232,81 +174,15 @@ def train(cfg, *, environ=None):
         metrics["f1"],
         "n/a" if auc is None else f"{auc:.4f}",
         metrics["count"],
-        len(epochs),
+        summary.epochs_run,
         metrics["wall_time_seconds"],
     )
     return metrics
 
 
-@dataclasses.dataclass(frozen=True)
-class _Feeds:
-    train: tf.data.Dataset
-    val: tf.data.Dataset
-    steps_per_epoch: int  # None: one pass over the split
-    validation_steps: int
-    examples_per_epoch: int
-
-
-def _feeds(cfg, contract, global_batch, *, multi_worker):
-    """Training and validation input, batched by the *global* batch size.
-
-    Across workers every worker must run the same number of steps (each step is an
-    all-reduce), so multi-worker input repeats with full batches and fixed step counts;
-    one machine simply makes one pass per epoch, the last batch partial.
-    """
-    train_count, val_count = contract.count("train"), contract.count("val")
-    common = dict(batch_size=global_batch, max_length=contract.max_length)
-    if not multi_worker:
-        return _Feeds(
-            train=data.make_dataset(cfg.data_dir, "train", shuffle=True, seed=cfg.seed, **common),
-            val=data.make_dataset(cfg.data_dir, "val", **common),
-            steps_per_epoch=None,
-            validation_steps=None,
-            examples_per_epoch=train_count,
-        )
-    steps = train_count // global_batch
-    if steps < 1:
-        raise ValueError(
-            f"Expected at least one global batch ({global_batch} examples) of training data "
-            f"for multi-worker training. Received: {train_count} examples. Lower --batch_size."
-        )
-    repeated = dict(repeat=True, drop_remainder=True, **common)
-    return _Feeds(
-        train=data.make_dataset(cfg.data_dir, "train", shuffle=True, seed=cfg.seed, **repeated),
-        val=data.make_dataset(cfg.data_dir, "val", **repeated),
-        steps_per_epoch=steps,
-        validation_steps=max(1, math.ceil(val_count / global_batch)),
-        examples_per_epoch=steps * global_batch,
-    )
-
-
-def _build_and_compile(cfg, contract, hparams):
-    """Called inside `strategy.scope()`: variables and optimizer slots are mirrored."""
-    model = models.build_model(
-        cfg.architecture,
-        vocab_size=contract.vocab_size,
-        embedding_dim=contract.embedding_dim,
-        max_length=contract.max_length,
-        embedding_matrix=contract.embeddings,  # frozen GloVe
-        **hparams,
-    )
-    return compile_model(model, cfg.learning_rate)
-
-
-def compile_model(model, learning_rate):
-    """The one compile step of every run and tuning trial: Adam, binary cross-entropy,
-    accuracy. Call it inside the strategy's scope (optimizer slots are mirrored)."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def _evaluation_split(data_dir, contract):
+def _evaluation_split(contract):
     """("test", None), or ("val", why) when the data directory has no test examples."""
-    if contract.count("test") > 0 and data.split_files(data_dir, "test"):
+    if contract.count("test") > 0 and contract.split_shards("test"):
         return "test", None
     note = (
         "The test split is empty (no --test_csv in preprocessing); these metrics are on the "
@@ -314,16 +190,3 @@ def _evaluation_split(data_dir, contract):
     )
     logging.warning("%s", note)
     return "val", note
-
-
-def _jsonable(value):
-    """numpy scalars and arrays -> plain Python, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

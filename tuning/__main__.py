@@ -33,6 +33,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from preprocessing import schema  # noqa: E402
+from trainer import cli_flags  # noqa: E402
 from trainer import config as train_config  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import strategy  # noqa: E402
@@ -41,7 +42,6 @@ from tuning import distributed  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.SweepConfig)}
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "An s140-preprocess output directory (local or gs://).")
 _TUNER_DIR = flags.DEFINE_string(
     "tuner_dir", None,
     "Where the sweep keeps its state and writes its results (local or gs://); the same "
@@ -74,23 +74,6 @@ _EPOCHS_BEST = flags.DEFINE_integer(
     "epochs_best", _DEFAULTS["epochs_best"],
     "Epochs to retrain the best configuration into --tuner_dir/best/; 0 skips retraining.",
 )
-_BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", _DEFAULTS["batch_size"],
-    "Examples per replica per step; the global batch is this times the replicas in sync.",
-)
-_PATIENCE = flags.DEFINE_integer(
-    "early_stopping_patience", _DEFAULTS["early_stopping_patience"],
-    "Epochs without a better val_loss before a trial stops; 0 disables early stopping.",
-)
-_MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", _DEFAULTS["mixed_precision"], train_config.MIXED_PRECISION_CHOICES,
-    "As s140-train's --mixed_precision.",
-)
-_CPU_REPLICAS = flags.DEFINE_integer(
-    "cpu_replicas", _DEFAULTS["cpu_replicas"],
-    "Without GPUs: split the CPU into this many logical devices and mirror each trial over them.",
-)
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS["seed"], "Seed of the search, the weights and the shuffling.")
 _RECURRENT_DROPOUT = flags.DEFINE_boolean(
     "tune_recurrent_dropout", _DEFAULTS["tune_recurrent_dropout"],
     "Also tune recurrent_dropout of LSTM/GRU layers. Any value > 0 takes them off cuDNN "
@@ -131,13 +114,13 @@ def environments(environ):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
-    if not _DATA_DIR.value:
+    if not cli_flags.DATA_DIR.value:
         raise app.UsageError("--data_dir is required.")
     tuner_dir = _TUNER_DIR.value or train_config.default_job_dir(os.environ)
     if not tuner_dir:
         raise app.UsageError("--tuner_dir is required (outside Vertex AI, where AIP_MODEL_DIR is unset).")
     cfg = config.SweepConfig(
-        data_dir=_DATA_DIR.value,
+        **cli_flags.run_settings(),
         tuner_dir=tuner_dir,
         tuner=_TUNER.value,
         architectures=tuple(_ARCHITECTURES.value),
@@ -147,11 +130,6 @@ def main(argv):
         executions_per_trial=_EXECUTIONS.value,
         objective=_OBJECTIVE.value,
         epochs_best=_EPOCHS_BEST.value,
-        batch_size=_BATCH_SIZE.value,
-        early_stopping_patience=_PATIENCE.value,
-        mixed_precision=_MIXED_PRECISION.value,
-        cpu_replicas=_CPU_REPLICAS.value,
-        seed=_SEED.value,
         tune_recurrent_dropout=_RECURRENT_DROPOUT.value,
         worker_timeout_seconds=_WORKER_TIMEOUT.value,
     )

@@ -38,11 +38,15 @@ _IDENTITY = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """What `tuning.sweep.run_sweep` needs; the CLI fills it from flags."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepConfig(train_config.RunSettings):
+    """What `tuning.sweep.run_sweep` needs; the CLI fills it from flags.
 
-    data_dir: str  # an s140-preprocess output directory, local or gs://
+    The settings every fit shares (data_dir, batch_size, early_stopping_patience,
+    mixed_precision, cpu_replicas, seed) are `trainer.config.RunSettings`'s: each trial
+    and the retraining of the best use them as s140-train does.
+    """
+
     tuner_dir: str  # KerasTuner state, reports and best/ (local or gs://)
     tuner: str = "hyperband"  # one of TUNERS
     architectures: typing.Tuple[str, ...] = models.ARCHITECTURES
@@ -52,18 +56,12 @@ class SweepConfig:
     executions_per_trial: int = 1
     objective: str = "val_accuracy"  # one of OBJECTIVES
     epochs_best: int = 10  # epochs to retrain the best configuration; 0: no retraining
-    batch_size: int = 64  # per replica, as in s140-train
-    early_stopping_patience: int = 3  # epochs without a better val_loss; 0 disables
-    mixed_precision: str = "auto"
-    cpu_replicas: int = 1
-    seed: int = 42
     tune_recurrent_dropout: bool = False  # adds recurrent_dropout: disables cuDNN
     worker_timeout_seconds: float = 600.0  # chief: a silent worker's trial is re-queued
 
     def __post_init__(self):
-        for name in ("data_dir", "tuner_dir"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"Expected --{name} to be a path. Received: {getattr(self, name)!r}.")
+        train_config.check_path("tuner_dir", self.tuner_dir)
+        super().__post_init__()
         if self.tuner not in TUNERS:
             raise ValueError(f"Expected --tuner in {list(TUNERS)}. Received: {self.tuner!r}.")
         if self.objective not in OBJECTIVES:
@@ -75,21 +73,12 @@ class SweepConfig:
         object.__setattr__(
             self, "architectures", search_space.check_architectures(self.architectures)
         )
-        object.__setattr__(self, "tuner_dir", _strip_slash(self.tuner_dir))
-        _check_int("max_trials", self.max_trials, 1)
-        _check_int("max_epochs", self.max_epochs, 1)
-        _check_int("hyperband_factor", self.hyperband_factor, 2)
-        _check_int("executions_per_trial", self.executions_per_trial, 1)
-        _check_int("epochs_best", self.epochs_best, 0)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("early_stopping_patience", self.early_stopping_patience, 0)
-        _check_int("cpu_replicas", self.cpu_replicas, 1)
-        _check_int("seed", self.seed, 0)
-        if self.mixed_precision not in train_config.MIXED_PRECISION_CHOICES:
-            raise ValueError(
-                f"Expected --mixed_precision in {list(train_config.MIXED_PRECISION_CHOICES)}. "
-                f"Received: {self.mixed_precision!r}."
-            )
+        object.__setattr__(self, "tuner_dir", train_config.strip_slash(self.tuner_dir))
+        for name, minimum in (
+            ("max_trials", 1), ("max_epochs", 1), ("hyperband_factor", 2),
+            ("executions_per_trial", 1), ("epochs_best", 0),
+        ):
+            train_config.check_int(name, getattr(self, name), minimum)
         if not self.worker_timeout_seconds > 0:
             raise ValueError(
                 "Expected --worker_timeout_seconds > 0. Received: "
@@ -130,13 +119,3 @@ def identity_mismatch(saved, cfg):
 
 def dumps(cfg):
     return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n"
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
-
-
-def _strip_slash(path):
-    stripped = path.rstrip("/")
-    return stripped if stripped and not stripped.endswith(":") else path

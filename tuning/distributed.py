@@ -1,42 +1,29 @@
-"""Distributed tuning with KerasTuner's chief/worker mode, wired the way TFX does it.
+"""Who does what in a distributed sweep: KerasTuner's chief/worker environment of each
+process, derived from Vertex AI's CLUSTER_SPEC, TF_CONFIG or the role flags.
 
 KerasTuner configures a process through three environment variables, read when a tuner
-is constructed (`keras_tuner.src.distribute.utils.has_chief_oracle`) and again in
-`search()`:
+is constructed and again in `search()`:
 
   KERASTUNER_TUNER_ID     "chief" for the oracle server (any id containing "chief"
                           is one!), a unique id for each process that runs trials
   KERASTUNER_ORACLE_IP    where the oracle listens (the server binds to it)
   KERASTUNER_ORACLE_PORT
 
-The TFX pattern (tfx/extensions/google_cloud_ai_platform/tuner/executor.py): the
-primary machine runs the oracle in a process of its own, bound to 0.0.0.0:<its
-CLUSTER_SPEC port>, and its main process *also* runs trials as a worker pointed at that
-address; every other replica is a worker. `keras_tuner_env` derives these variables from
-Vertex AI's CLUSTER_SPEC (pools "workerpool0", "workerpool1", ...), the single-replica
-"chief" key, the legacy AI Platform "master"/"worker" keys or a TF_CONFIG-style spec;
-`local_keras_tuner_env` from explicit flags. Users never set them by hand.
-
-KerasTuner's own server (`oracle_chief.start_server`) waits forever for a worker that
-died during a trial: the trial stays "ongoing" and the worker stays registered. So the
-oracle here runs `serve_oracle` instead: workers send a heartbeat (a GetSpace call
-tagged with their id) every few seconds, asking for a trial counts as one too, and a
-registered worker silent for longer than `worker_timeout` is dropped; its trial is
-queued again for the other workers (or marked FAILED when no worker is left, or when it
-has already killed two workers). The chief then finishes when the budget is spent.
-Every process must therefore be an `s140-tune` (a plain KerasTuner worker sends no
-heartbeat and would be dropped during a trial longer than the timeout).
+The primary machine runs the oracle in a process of its own, bound to 0.0.0.0:<its
+CLUSTER_SPEC port> (`processes.start_oracle_process`, `oracle_server.serve_oracle`), and
+its main process *also* runs trials as a worker pointed at that address; every other
+replica is a worker (the layout of TFX's Cloud AI Platform tuner executor).
+`keras_tuner_env` derives these variables from Vertex AI's CLUSTER_SPEC (pools
+"workerpool0", "workerpool1", ...), the single-replica "chief" key, the legacy AI
+Platform "master"/"worker" keys or a TF_CONFIG-style spec; `local_keras_tuner_env` from
+explicit flags. Users never set them by hand. Everything here is a pure function of
+plain values.
 """
 
-import collections
 import contextlib
 import ipaddress
 import json
 import os
-import threading
-import time
-
-from absl import logging
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
@@ -55,9 +42,6 @@ WORKER_POOL = "workerpool1"
 _POOL_ALIASES = {"chief": PRIMARY_POOL, "master": PRIMARY_POOL, "worker": WORKER_POOL}
 # Keys that can hold the primary replica, in the order they are looked for.
 _PRIMARY_KEYS = (PRIMARY_POOL, "chief", "master")
-
-HEARTBEAT_METADATA_KEY = "s140-tuner-id"
-_REAPS_BEFORE_FAILED = 2  # a trial whose worker died this often is not run again
 
 
 class ClusterSpecError(ValueError):
@@ -254,258 +238,3 @@ def kerastuner_environment(env, environ=None):
                 environ.pop(name, None)
             else:
                 environ[name] = value
-
-
-# --- Worker side: heartbeat.
-
-
-def heartbeat_interval(worker_timeout):
-    """Seconds between heartbeats: several per timeout, at most every 10 s."""
-    return max(0.2, min(10.0, worker_timeout / 5.0))
-
-
-class Heartbeat:
-    """Tells the oracle every `interval` seconds that this worker is alive.
-
-    A GetSpace call carrying the worker's id in its metadata: KerasTuner's protocol has
-    no heartbeat, and GetSpace is cheap and changes nothing. Failures are logged, not
-    raised: the worker's own calls report a dead oracle.
-    """
-
-    def __init__(self, address, tuner_id_, interval):
-        self.address, self.tuner_id, self.interval = address, tuner_id_, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="s140-heartbeat", daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
-
-    def _run(self):
-        import grpc
-        from keras_tuner.src import protos
-
-        channel = grpc.insecure_channel(self.address)
-        stub = protos.get_service_grpc().OracleStub(channel)
-        request = protos.get_service().GetSpaceRequest()
-        metadata = ((HEARTBEAT_METADATA_KEY, self.tuner_id),)
-        try:
-            while not self._stop.is_set():
-                try:
-                    # wait_for_ready: while the oracle starts (or its channel backs off
-                    # after a failed connect), wait for it instead of failing at once.
-                    stub.GetSpace(
-                        request, metadata=metadata, wait_for_ready=True, timeout=max(self.interval, 5.0)
-                    )
-                except grpc.RpcError as error:
-                    logging.log_every_n_seconds(
-                        logging.WARNING, "Heartbeat to the oracle at %s failed: %s", 60,
-                        self.address, error.code() if hasattr(error, "code") else error,
-                    )
-                self._stop.wait(self.interval)
-        finally:
-            channel.close()
-
-
-# --- Chief side: the oracle server.
-
-
-def _servicer_class():
-    from keras_tuner.src.distribute import oracle_chief
-
-    class Servicer(oracle_chief.OracleServicer):
-        """KerasTuner's servicer, plus heartbeats, progress logs and fatal errors."""
-
-        def __init__(self, oracle, *, planned_trials=None, clock=time.monotonic):
-            super().__init__(oracle)
-            self.clock = clock
-            self.heartbeats = {}  # tuner id -> last heartbeat (clock seconds)
-            self.reaped = collections.Counter()  # trial id -> workers it outlived
-            self.fatal = None  # the oracle's error that ends the sweep
-            self.planned_trials = planned_trials
-            self.started = clock()
-
-        def GetSpace(self, request, context):
-            tuner = dict(context.invocation_metadata() or ()).get(HEARTBEAT_METADATA_KEY)
-            if tuner:
-                self.heartbeats[tuner] = self.clock()
-            return super().GetSpace(request, context)
-
-        def CreateTrial(self, request, context):
-            from keras_tuner.src import protos
-            from keras_tuner.src.engine import oracle as oracle_module
-            from keras_tuner.src.engine import trial as trial_module
-
-            # Asking for a trial is a sign of life too: a worker that dies before its
-            # first heartbeat got through must not hold the sweep forever.
-            self.heartbeats[request.tuner_id] = self.clock()
-            trial = oracle_module.synchronized(_create_trial_or_wait)(self.oracle, request.tuner_id)
-            if trial.status == trial_module.TrialStatus.STOPPED:
-                self.stop_triggered = True
-                logging.info("Oracle: budget spent; %s stops.", request.tuner_id)
-            elif trial.status == trial_module.TrialStatus.RUNNING:
-                number = int(trial.trial_id) + 1 if trial.trial_id.isdigit() else trial.trial_id
-                logging.info(
-                    "Oracle: trial %s%s (id %s) started on %s.", number,
-                    f" of {self.planned_trials}" if self.planned_trials else "",
-                    trial.trial_id, request.tuner_id,
-                )
-            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
-
-        def EndTrial(self, request, context):
-            try:
-                response = super().EndTrial(request, context)
-            except RuntimeError as error:  # e.g. too many consecutive failed trials
-                self.fatal = str(error)
-                logging.error("Oracle: %s", error)
-                raise
-            self._log_progress()
-            return response
-
-        def _log_progress(self):
-            oracle = self.oracle
-            ended = [oracle.trials[i] for i in oracle.end_order if i in oracle.trials]
-            best = oracle.get_best_trials(1)
-            best = best[0] if best and best[0].score is not None else None
-            elapsed = self.clock() - self.started
-            logging.info(
-                "Oracle: %d trial(s) ended%s, %d running; best %s %s; %.0f s elapsed, "
-                "%.1f trials/hour.",
-                len(ended),
-                f" of {self.planned_trials}" if self.planned_trials else "",
-                len(oracle.ongoing_trials),
-                oracle.objective.name,
-                f"{best.score:.4f} (trial {best.trial_id})" if best else "n/a",
-                elapsed,
-                3600.0 * len(ended) / max(elapsed, 1e-9),
-            )
-
-    return Servicer
-
-
-def _create_trial_or_wait(oracle, tuner):
-    """`oracle.create_trial`, except that a worker is told to wait (IDLE) rather than
-    stop while other workers' trials are still running: if one of those workers dies,
-    its trial is queued again and needs someone to run it. (Hyperband's oracle already
-    answers IDLE then; random and Bayesian search stop as soon as the budget is drawn.)
-    Called with the oracle's lock held."""
-    from keras_tuner.src.engine import trial as trial_module
-
-    trial = oracle.create_trial(tuner)
-    if trial.status == trial_module.TrialStatus.STOPPED and oracle.ongoing_trials:
-        oracle.tuner_ids.add(tuner)  # create_trial removed it: it stays registered
-        return trial_module.Trial(oracle.get_space(), status=trial_module.TrialStatus.IDLE)
-    return trial
-
-
-def _reap(oracle, servicer, dead, reason):
-    """Drops dead workers; re-queues or fails their trials. Holds the oracle's lock."""
-    from keras_tuner.src.engine import trial as trial_module
-
-    for tuner in dead:
-        oracle.tuner_ids.discard(tuner)
-        servicer.heartbeats.pop(tuner, None)
-    for tuner in dead:
-        trial = oracle.ongoing_trials.pop(tuner, None)
-        if trial is None:
-            logging.warning("Oracle: %s %s; it was between trials.", tuner, reason)
-            continue
-        servicer.reaped[trial.trial_id] += 1
-        if oracle.tuner_ids and servicer.reaped[trial.trial_id] < _REAPS_BEFORE_FAILED:
-            oracle._retry_queue.append(trial.trial_id)
-            logging.warning(
-                "Oracle: %s %s during trial %s; the trial is queued for another worker.",
-                tuner, reason, trial.trial_id,
-            )
-        else:
-            trial.status = trial_module.TrialStatus.FAILED
-            trial.message = (
-                f"Worker {tuner} {reason} during this trial "
-                f"({servicer.reaped[trial.trial_id]} time(s)); no worker left to retry it."
-                if not oracle.tuner_ids
-                else f"Worker {tuner} {reason} during this trial, again: not retried."
-            )
-            oracle.end_order.append(trial.trial_id)
-            logging.warning("Oracle: trial %s FAILED: %s", trial.trial_id, trial.message)
-        oracle._save_trial(trial)
-    oracle.save()
-
-
-def _locked(oracle, function, *args, timeout=5.0):
-    """Runs `function(oracle, *args)` holding the oracle's lock; False when it is busy.
-
-    Not `keras_tuner.synchronized`: that decorator never releases the lock when the
-    oracle raises (e.g. "too many consecutive failed trials"), and this thread would
-    then wait forever.
-    """
-    from keras_tuner.src.engine import oracle as oracle_module
-
-    lock = oracle_module.LOCKS[oracle]
-    if not lock.acquire(timeout=timeout):
-        return False
-    try:
-        function(oracle, *args)
-    finally:
-        lock.release()
-    return True
-
-
-def serve_oracle(
-    oracle, *, host, port, worker_timeout, planned_trials=None, poll_seconds=1.0, parent_pid=None
-):
-    """Serves `oracle` over gRPC until the budget is spent and every worker has left.
-
-    Like `keras_tuner.src.distribute.oracle_chief.start_server`, plus: workers that stop
-    sending heartbeats for `worker_timeout` seconds are dropped (see the module
-    docstring), the check runs every `poll_seconds` instead of every 20 s, and the
-    server stops when the process `parent_pid` (the chief's main process) is gone.
-
-    After an error of the oracle (e.g. too many consecutive failed trials) it keeps
-    serving, so that every worker gets that error at its next call; the chief's main
-    process then stops it.
-
-    Raises:
-      RuntimeError: when the port cannot be bound or the parent process died.
-    """
-    import grpc
-    from concurrent import futures
-    from keras_tuner.src import protos
-
-    servicer = _servicer_class()(oracle, planned_trials=planned_trials)
-    # One thread, as KerasTuner's server: the oracle is not meant for concurrent calls.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if not server.add_insecure_port(f"{host}:{port}"):
-        raise RuntimeError(f"Expected to listen on {host}:{port}. Received: the port is not available.")
-    server.start()
-    logging.info("Oracle listening on %s:%s (worker timeout %.0f s).", host, port, worker_timeout)
-    try:
-        while True:
-            time.sleep(poll_seconds)
-            if parent_pid is not None and os.getppid() != parent_pid:
-                raise RuntimeError(f"The chief's main process {parent_pid} is gone; stopping the oracle.")
-            if servicer.fatal:
-                continue
-            now = servicer.clock()
-            silent = [
-                tuner
-                for tuner, seen in list(servicer.heartbeats.items())
-                if now - seen > worker_timeout
-            ]
-            # Workers that were told to stop have left; only registered ones can be dead.
-            dead = [tuner for tuner in silent if tuner in oracle.tuner_ids or tuner in oracle.ongoing_trials]
-            for tuner in set(silent) - set(dead):
-                servicer.heartbeats.pop(tuner, None)
-            if dead:
-                _locked(oracle, _reap, servicer, dead, f"sent no heartbeat for {worker_timeout:g} s")
-            # Reads without the lock: a stale answer only delays the exit by one poll.
-            if servicer.stop_triggered and not oracle.ongoing_trials and not oracle.tuner_ids:
-                break
-    finally:
-        # A short grace: the last worker's STOPPED answer is still on its way back.
-        server.stop(grace=2).wait()
-    logging.info("Oracle: sweep finished; server stopped.")

@@ -1,4 +1,5 @@
-"""The sweep's report: trials.csv, best_hyperparameters.json, summary.md and the plot.
+"""The sweep's records and tables: trials.csv, best_hyperparameters.json and the plot
+(summary.md is `tuning.summary`'s).
 
 Everything is read back from the files under `<tuner_dir>/search/` (KerasTuner's
 `trial_*/trial.json`, written by the oracle, and the sweep's `trial_*/s140_trial.json`,
@@ -13,11 +14,11 @@ import dataclasses
 import io
 import math
 import posixpath
-import statistics
 import typing
 
 from preprocessing._tf import tf
 from trainer import files
+from tuning import best as best_lib
 from tuning import config as config_lib
 from tuning import search_space
 
@@ -82,7 +83,7 @@ class TrialRecord:
         return int(self.values.get("tuner/initial_epoch", 0)) + int(round(self.best_step)) + 1
 
 
-def _sort_key(trial_id):
+def trial_sort_key(trial_id):
     return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
 
 
@@ -104,19 +105,19 @@ def read_trials(project_dir, info_file):
                 info=info,
             )
         )
-    return sorted(records, key=lambda r: _sort_key(r.trial_id))
+    return sorted(records, key=lambda r: trial_sort_key(r.trial_id))
 
 
 def best_trial(records, direction):
     """The completed trial with the best score (the earliest one on a tie), or None."""
-    scored = [r for r in records if r.status == COMPLETED and _finite(r.score)]
+    scored = [r for r in records if r.status == COMPLETED and finite_score(r.score)]
     if not scored:
         return None
     sign = -1.0 if direction == "max" else 1.0
-    return min(scored, key=lambda r: (sign * r.score, _sort_key(r.trial_id)))
+    return min(scored, key=lambda r: (sign * r.score, trial_sort_key(r.trial_id)))
 
 
-def _finite(value):
+def finite_score(value):
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -162,32 +163,6 @@ def trial_rows(records, objective):
     return header, rows
 
 
-def best_hyperparameters(cfg, best):
-    """The content of best_hyperparameters.json for the trial `best`."""
-    architecture, learning_rate, hparams = best.config
-    flags = [
-        f"--data_dir={cfg.data_dir}",
-        f"--job_dir={cfg.path(config_lib.BEST_DIR)}",
-        f"--architecture={architecture}",
-        f"--learning_rate={learning_rate!r}",
-        f"--epochs={cfg.epochs_best or cfg.max_epochs}",
-        f"--batch_size={cfg.batch_size}",
-    ]
-    if hparams:
-        flags.append("--hparams=" + ",".join(f"{k}={v!r}" for k, v in hparams.items()))
-    return {
-        "trial_id": best.trial_id,
-        "objective": {"name": cfg.objective, "direction": cfg.objective_direction, "value": best.score},
-        search_space.ARCHITECTURE: architecture,
-        search_space.LEARNING_RATE: learning_rate,
-        "hparams": hparams,
-        "values": dict(best.values),  # as KerasTuner holds them, incl. Hyperband's tuner/*
-        "best_epoch": best.best_epoch,
-        "epochs_run": best.info.get("epochs_run"),
-        "s140_train_command": "s140-train " + " ".join(flags),
-    }
-
-
 def _csv_text(header, rows):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
@@ -210,7 +185,7 @@ def write_tables(cfg, records, best):
     best_path = None
     if best is not None:
         best_path = cfg.path(config_lib.BEST_HYPERPARAMETERS_FILE)
-        files.write_json(best_path, best_hyperparameters(cfg, best))
+        files.write_json(best_path, best_lib.best_hyperparameters(cfg, best))
     return {"trials_csv": trials_path, "best_hyperparameters": best_path}
 
 
@@ -220,7 +195,7 @@ def write_tables(cfg, records, best):
 def objective_plot_png(records, objective, direction):
     """(PNG bytes, None), or (None, why not): objective per trial, one colour per
     architecture, with the best-so-far line."""
-    points = [r for r in records if r.status == COMPLETED and _finite(r.score) and r.number]
+    points = [r for r in records if r.status == COMPLETED and finite_score(r.score) and r.number]
     if not points:
         return None, "no trial completed"
     try:
@@ -251,175 +226,3 @@ def objective_plot_png(records, objective, direction):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue(), None
-
-
-# --- summary.md.
-
-
-def _fmt(value, digits=4):
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _config_text(record):
-    architecture, learning_rate, hparams = record.config
-    knobs = ", ".join(f"{k}={v}" for k, v in hparams.items())
-    return f"learning_rate={learning_rate:.3g}" + (f", {knobs}" if knobs else "")
-
-
-def _span_seconds(records):
-    """Seconds from the first trial's start to the last one's end (across resumes)."""
-    import datetime
-
-    def parse(text):
-        try:
-            return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
-        except (TypeError, ValueError):
-            return None
-
-    starts = [parse(r.info.get("started")) for r in records]
-    ends = [parse(r.info.get("finished")) for r in records]
-    starts, ends = [s for s in starts if s], [e for e in ends if e]
-    if not starts or not ends:
-        return None
-    return max((max(ends) - min(starts)).total_seconds(), 1.0)
-
-
-def render_summary(cfg, records, best, *, best_metrics=None, planned=None, epoch_budget=None, plot=None, no_plot_reason=None):
-    """summary.md as a string."""
-    objective, direction = cfg.objective, cfg.objective_direction
-    completed = [r for r in records if r.status == COMPLETED and _finite(r.score)]
-    failed = [r for r in records if r.status in ("FAILED", "INVALID")]
-    running = [r for r in records if r.status not in (COMPLETED, "FAILED", "INVALID")]
-    epochs = sum(int(r.info.get("epochs_run") or 0) for r in records)
-    trial_seconds = sum(float(r.info.get("wall_seconds") or 0.0) for r in records)
-    span = _span_seconds(records)
-    workers = sorted({r.info.get("tuner_id") for r in records if r.info.get("tuner_id")})
-    lines = [
-        "# Hyperparameter sweep",
-        "",
-        f"`{cfg.tuner_dir}` — {cfg.tuner} search over {', '.join(cfg.architectures)}, "
-        f"objective **{objective}** ({direction}), on `{cfg.data_dir}`.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| trials | {len(completed)} completed, {len(failed)} failed"
-        + (f", {len(running)} unfinished" if running else "")
-        + (f" (planned: {planned})" if planned else "")
-        + " |",
-        "| budget | " + (
-            f"Hyperband, max_epochs {cfg.max_epochs}, factor {cfg.hyperband_factor}"
-            if cfg.tuner == "hyperband"
-            else f"max_trials {cfg.max_trials}, max_epochs {cfg.max_epochs}"
-        ) + (f"; at most {epoch_budget} epochs in all" if epoch_budget else "")
-        + f"; {cfg.executions_per_trial} execution(s) per trial |",
-        f"| epochs run | {epochs} (early stopping: patience {cfg.early_stopping_patience} on val_loss) |",
-        f"| time | {trial_seconds:.0f} s in trials"
-        + (f"; {span:.0f} s from first start to last end; {3600.0 * len(completed) / span:.1f} completed trials/hour" if span else "")
-        + " |",
-        f"| workers | {len(workers)}: {', '.join(workers) if workers else '—'} |",
-        f"| batch | {cfg.batch_size} per replica, cpu_replicas {cfg.cpu_replicas}, seed {cfg.seed} |",
-        "",
-    ]
-    if best is None:
-        lines += ["No trial completed, so there is no best configuration.", ""]
-    else:
-        hp = best_hyperparameters(cfg, best)
-        lines += [
-            "## Best trial",
-            "",
-            f"Trial {best.trial_id}: **{best.architecture}**, {objective} **{best.score:.4f}** "
-            f"at epoch {best.best_epoch}; {_config_text(best)}.",
-            "",
-            f"Reproduce with: `{hp['s140_train_command']}`",
-            "",
-        ]
-        if best_metrics:
-            where = best_metrics.get("evaluated_on", "test")
-            auc = best_metrics.get("roc_auc")
-            lines += [
-                f"Retrained for up to {cfg.epochs_best} epochs ({best_metrics.get('epochs_run')} run) "
-                f"by s140-train's code into `{config_lib.BEST_DIR}/`: {where} accuracy "
-                f"**{best_metrics.get('accuracy', float('nan')):.4f}**, F1 "
-                f"{best_metrics.get('f1', float('nan')):.4f}"
-                + (f", ROC AUC {auc:.4f}" if isinstance(auc, float) else "")
-                + f" on {best_metrics.get('count')} examples. The {where} split played no part "
-                "in choosing: trials were scored on the validation split. Serving model: "
-                f"`{config_lib.BEST_DIR}/model/` (`s140-predict --model_dir=...`); report: "
-                f"[{config_lib.BEST_DIR}/report.md]({config_lib.BEST_DIR}/report.md).",
-                "",
-            ]
-        elif cfg.epochs_best == 0:
-            lines += ["Not retrained (--epochs_best=0).", ""]
-    if completed:
-        sign = -1.0 if direction == "max" else 1.0
-        top = sorted(completed, key=lambda r: (sign * r.score, _sort_key(r.trial_id)))[:TOP_TRIALS]
-        lines += [
-            f"## Top {len(top)} trials",
-            "",
-            f"| trial | architecture | {objective} | best epoch | epochs run | seconds | configuration |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in top:
-            lines.append(
-                f"| {r.trial_id} | {r.architecture} | {r.score:.4f} | {_fmt(r.best_epoch)} | "
-                f"{_fmt(r.info.get('epochs_run'))} | {_fmt(r.info.get('wall_seconds'), 3)} | {_config_text(r)} |"
-            )
-        lines += ["", "## Per architecture", "", f"| architecture | trials | best {objective} | median |", "|---|---|---|---|"]
-        for architecture in cfg.architectures:
-            scores = [r.score for r in completed if r.architecture == architecture]
-            if scores:
-                best_score = max(scores) if direction == "max" else min(scores)
-                lines.append(f"| {architecture} | {len(scores)} | {best_score:.4f} | {statistics.median(scores):.4f} |")
-            else:
-                lines.append(f"| {architecture} | 0 | — | — |")
-        lines.append("")
-    lines += ["## Objective per trial", ""]
-    if plot:
-        lines += [f"![{objective} per trial]({plot})", ""]
-    else:
-        lines += [f"No plot: {no_plot_reason}.", ""]
-    if failed:
-        lines += ["## Failed trials", "", "| trial | architecture | error |", "|---|---|---|"]
-        for r in failed:
-            message = (r.message or "").strip().splitlines()
-            lines.append(f"| {r.trial_id} | {r.architecture} | {(message[-1] if message else '—').replace('|', '/')} |")
-        lines.append("")
-    lines += [
-        "Files: `trials.csv` (one row per trial), `best_hyperparameters.json`, "
-        f"`{config_lib.PROJECT_NAME}/` (KerasTuner's state; running the same command again "
-        "resumes the sweep).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_summary(cfg, records, best, *, best_metrics=None, planned=None, epoch_budget=None):
-    """Writes objective_per_trial.png (when possible) and summary.md.
-
-    Returns:
-      {"summary": path, "plot": path or None}.
-    """
-    png, why_not = objective_plot_png(records, cfg.objective, cfg.objective_direction)
-    plot_path = None
-    if png is not None:
-        plot_path = cfg.path(config_lib.PLOT_FILE)
-        files.write_atomically(plot_path, png)
-    summary_path = cfg.path(config_lib.SUMMARY_FILE)
-    files.write_atomically(
-        summary_path,
-        render_summary(
-            cfg,
-            records,
-            best,
-            best_metrics=best_metrics,
-            planned=planned,
-            epoch_budget=epoch_budget,
-            plot=config_lib.PLOT_FILE if png is not None else None,
-            no_plot_reason=why_not,
-        ),
-    )
-    return {"summary": summary_path, "plot": plot_path}

@@ -30,7 +30,7 @@ import typing
 import keras_tuner
 
 from trainer import models
-from trainer import train
+from trainer import run as run_lib
 
 ARCHITECTURE = "architecture"
 LEARNING_RATE = "learning_rate"
@@ -104,7 +104,8 @@ RECURRENT_DROPOUT_SPACE = Choice((0.0, 0.1, 0.2, 0.3), default=0.0)
 
 def _check_table():
     """The table names exactly the keywords of each body (but recurrent_dropout), with
-    values of the defaults' types: a renamed or new model knob fails at import."""
+    values that `models.check_hyperparameters` accepts: a renamed or new model knob, or
+    a value of the wrong type, fails at import."""
     if set(SEARCH_SPACE) != set(models.ARCHITECTURES):
         raise TypeError(
             f"SEARCH_SPACE covers {sorted(SEARCH_SPACE)}; trainer.models has "
@@ -119,13 +120,9 @@ def _check_table():
                 f"{sorted(expected)} (besides recurrent_dropout)."
             )
         for name, spec in space.items():
-            kind = float if isinstance(defaults[name], float) else type(defaults[name])
             values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
-            if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
-                raise TypeError(
-                    f"SEARCH_SPACE[{architecture!r}][{name!r}] must hold {kind.__name__} "
-                    f"values like the default {defaults[name]!r}. Received: {values}."
-                )
+            for value in values:  # the models' own check: names, types and ranges
+                models.check_hyperparameters(architecture, {name: value})
 
 
 _check_table()
@@ -287,12 +284,5 @@ class SentimentHyperModel(keras_tuner.HyperModel):
             LEARNING_RATE: learning_rate,
             "hparams": dict(hparams),
         }
-        model = models.build_model(
-            architecture,
-            vocab_size=self.contract.vocab_size,
-            embedding_dim=self.contract.embedding_dim,
-            max_length=self.contract.max_length,
-            embedding_matrix=self.contract.embeddings,  # frozen GloVe in every trial
-            **hparams,
-        )
-        return train.compile_model(model, learning_rate)
+        # The trainer's build and compile, on the contract's frozen GloVe.
+        return run_lib.build_model(self.contract, architecture, hparams, learning_rate)

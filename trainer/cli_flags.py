@@ -1,0 +1,53 @@
+"""The absl flags that s140-train and s140-tune share, defined once.
+
+CLI-side: only the two command-line modules (`trainer/__main__.py`,
+`tuning/__main__.py`) import this module; library code takes `config.RunSettings`. The
+defaults are the dataclass's, so a flag and its setting cannot drift apart.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from trainer import config
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.RunSettings)}
+
+DATA_DIR = flags.DEFINE_string("data_dir", None, "An s140-preprocess output directory (local or gs://).")
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", _DEFAULTS["batch_size"],
+    "Examples per replica per step; the global batch is this times the replicas in sync.",
+)
+PATIENCE = flags.DEFINE_integer(
+    "early_stopping_patience", _DEFAULTS["early_stopping_patience"],
+    "Epochs without a better val_loss before a fit (a training run or a tuning trial) "
+    "stops; 0 disables early stopping.",
+)
+MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", _DEFAULTS["mixed_precision"], config.MIXED_PRECISION_CHOICES,
+    "auto: mixed_float16 on GPUs of compute capability >= 7.0, else float32; float16: "
+    "mixed_float16 (GPU only); bfloat16: mixed_bfloat16; off: float32.",
+)
+CPU_REPLICAS = flags.DEFINE_integer(
+    "cpu_replicas", _DEFAULTS["cpu_replicas"],
+    "Without GPUs: split the CPU into this many logical devices and mirror each fit over them.",
+)
+SEED = flags.DEFINE_integer(
+    "seed", _DEFAULTS["seed"], "Seed of the weights and the shuffling (and of s140-tune's search)."
+)
+
+_HOLDERS = {
+    "data_dir": DATA_DIR,
+    "batch_size": BATCH_SIZE,
+    "early_stopping_patience": PATIENCE,
+    "mixed_precision": MIXED_PRECISION,
+    "cpu_replicas": CPU_REPLICAS,
+    "seed": SEED,
+}
+if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
+    raise TypeError(f"Shared flags {sorted(_HOLDERS)} differ from RunSettings {sorted(_DEFAULTS)}.")
+
+
+def run_settings():
+    """{setting: flag value} of every `config.RunSettings` field (kwargs of a config)."""
+    return {name: holder.value for name, holder in _HOLDERS.items()}

@@ -1,0 +1,196 @@
+"""The set-up and the fit that every training run and every tuning trial share.
+
+`set_up` turns run settings into a `Run`: the validated data contract, the strategy plan
+and its strategy, the dtype policy, whether this process is the chief, the run's
+directories, the input feeds batched by the global batch, and the hyperparameters.
+`fit` trains a model built in `run.strategy.scope()` on those feeds. `trainer.train`
+adds the chief's finish (save, export, evaluate, report); a tuning trial
+(`tuning.trials`) adds KerasTuner's bookkeeping. So a change to how a model trains is
+made once, here.
+
+Order matters in TensorFlow: logical CPU devices and MultiWorkerMirroredStrategy must
+be set up before anything initialises the runtime (the first op, dataset or model), so
+the contract (files only) is read first, then the strategy is made, then the feeds.
+"""
+
+import contextlib
+import dataclasses
+import math
+import os
+import typing
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from trainer import config as config_lib
+from trainer import data
+from trainer import models
+from trainer import strategy as strategy_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Feeds:
+    """Training and validation input of a run, batched by the global batch size."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    steps_per_epoch: typing.Optional[int]  # None: one pass over the split
+    validation_steps: typing.Optional[int]
+    examples_per_epoch: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything a fit needs, decided once per process."""
+
+    settings: config_lib.RunSettings
+    contract: data.Contract
+    plan: strategy_lib.StrategyPlan
+    strategy: typing.Any  # a tf.distribute.Strategy made from `plan`
+    dtype_policy: str  # a Keras dtype policy name, e.g. "float32", "mixed_float16"
+    chief: bool  # whether this process writes the run's files
+    task: str  # e.g. "chief", "worker-1"
+    dirs: typing.Optional[config_lib.RunDirs]  # None: no job directory (a tuning trial)
+    feeds: Feeds
+    hparams: typing.Mapping[str, typing.Any]  # what the model is built with ({}: per trial)
+    global_batch: int  # per-replica batch x replicas in sync
+
+    @property
+    def replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+
+def set_up(settings, *, environ=None, job_dir=None, hparams=None):
+    """Decides and prepares everything of a run before its model is built.
+
+    Args:
+      settings: a `config.RunSettings` (a `TrainConfig` or a `SweepConfig`).
+      environ: a mapping like `os.environ` (TF_CONFIG, AIP_*); defaults to os.environ.
+      job_dir: the run's directory; its sub-directories follow the AIP_* variables
+        (`config.resolve_dirs`). None: the run has no directories of its own.
+      hparams: the hyperparameters the model will be built with, for the record.
+
+    Returns:
+      A `Run`.
+
+    Raises:
+      schema.ContractError: the data directory does not hold what the contract promises.
+      strategy.StrategyError: the requested distribution cannot be set up.
+      ValueError: e.g. too little data for one global batch across workers.
+    """
+    environ = os.environ if environ is None else environ
+    # Files only, no TensorFlow runtime yet: see the module docstring.
+    contract = data.load_contract(settings.data_dir)
+    tf_config = strategy_lib.parse_tf_config(environ)
+    plan = strategy_lib.plan_from_environment(cpu_replicas=settings.cpu_replicas, environ=environ)
+    policy = strategy_lib.mixed_precision_policy(
+        settings.mixed_precision,
+        gpu_compute_capabilities=strategy_lib.local_gpu_compute_capabilities(),
+    )
+    distribution = strategy_lib.make_strategy(plan)
+    keras.utils.set_random_seed(settings.seed)
+    global_batch = settings.batch_size * distribution.num_replicas_in_sync
+    run = Run(
+        settings=settings,
+        contract=contract,
+        plan=plan,
+        strategy=distribution,
+        dtype_policy=policy,
+        chief=strategy_lib.is_chief(tf_config),
+        task=strategy_lib.task_id(tf_config),
+        dirs=config_lib.resolve_dirs(job_dir, environ) if job_dir else None,
+        feeds=make_feeds(
+            contract, global_batch, seed=settings.seed, multi_worker=plan.kind == strategy_lib.MULTI_WORKER
+        ),
+        hparams=dict(hparams or {}),
+        global_batch=global_batch,
+    )
+    logging.info(
+        "Run on %s: %s; %d replica(s) x %d = global batch %d; dtype policy %s; %s task %s.",
+        settings.data_dir,
+        plan.describe(),
+        run.replicas,
+        settings.batch_size,
+        global_batch,
+        policy,
+        "chief" if run.chief else "non-chief",
+        run.task,
+    )
+    return run
+
+
+def make_feeds(contract, global_batch, *, seed, multi_worker):
+    """Training and validation input, batched by the *global* batch size.
+
+    Across workers every worker must run the same number of steps (each step is an
+    all-reduce), so multi-worker input repeats with full batches and fixed step counts;
+    one machine simply makes one pass per epoch, the last batch partial.
+    """
+    train_count, val_count = contract.count("train"), contract.count("val")
+    if not multi_worker:
+        return Feeds(
+            train=data.make_dataset(contract, "train", batch_size=global_batch, shuffle=True, seed=seed),
+            val=data.make_dataset(contract, "val", batch_size=global_batch),
+            steps_per_epoch=None,
+            validation_steps=None,
+            examples_per_epoch=train_count,
+        )
+    steps = train_count // global_batch
+    if steps < 1:
+        raise ValueError(
+            f"Expected at least one global batch ({global_batch} examples) of training data "
+            f"for multi-worker training. Received: {train_count} examples. Lower --batch_size."
+        )
+    repeated = dict(batch_size=global_batch, repeat=True, drop_remainder=True)
+    return Feeds(
+        train=data.make_dataset(contract, "train", shuffle=True, seed=seed, **repeated),
+        val=data.make_dataset(contract, "val", **repeated),
+        steps_per_epoch=steps,
+        validation_steps=max(1, math.ceil(val_count / global_batch)),
+        examples_per_epoch=steps * global_batch,
+    )
+
+
+@contextlib.contextmanager
+def dtype_policy(run):
+    """Sets the run's Keras dtype policy for the models built inside; restores the
+    previous one after (a sweep's retraining or a test must not inherit it)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(run.dtype_policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def build_model(contract, architecture, hparams, learning_rate):
+    """One compiled classifier on the contract's frozen GloVe.
+
+    Call it inside `run.strategy.scope()` (and `dtype_policy(run)`): variables and
+    optimizer slots are then mirrored and take the run's dtype policy.
+    """
+    model = models.build_model(
+        architecture,
+        vocab_size=contract.vocab_size,
+        embedding_dim=contract.embedding_dim,
+        max_length=contract.max_length,
+        embedding_matrix=contract.embeddings,  # frozen GloVe
+        **hparams,
+    )
+    return models.compile_model(model, learning_rate)
+
+
+def fit(run, model, *, epochs, callbacks, initial_epoch=0):
+    """Trains `model` on the run's feeds; returns the keras History."""
+    return model.fit(
+        run.feeds.train,
+        validation_data=run.feeds.val,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=run.feeds.steps_per_epoch,
+        validation_steps=run.feeds.validation_steps,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles examples itself (data.make_dataset)
+        verbose=0,
+    )

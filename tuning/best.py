@@ -1,0 +1,122 @@
+"""Retraining a sweep's best configuration with `trainer.train.train` into
+`<tuner_dir>/best/`, so its exported model, metrics.json and report.md are exactly
+those of `s140-train`, and the s140-train command that reproduces it."""
+
+import dataclasses
+import os
+import shlex
+
+import tensorflow as tf
+from absl import logging
+
+from trainer import config as train_config
+from trainer import files
+from tuning import config as config_lib
+from tuning import distributed
+from tuning import search_space
+
+# Variables that describe the tuning job, not a training run: the best model is
+# retrained on this machine alone and written under <tuner_dir>/best/.
+_JOB_VARIABLES = (
+    "TF_CONFIG",
+    "CLUSTER_SPEC",
+    train_config.AIP_MODEL_DIR,
+    train_config.AIP_CHECKPOINT_DIR,
+    train_config.AIP_TENSORBOARD_LOG_DIR,
+) + distributed.KERASTUNER_VARIABLES
+
+
+def best_train_config(cfg, best):
+    """The `trainer.config.TrainConfig` that retrains the best trial into best/."""
+    architecture, learning_rate, hparams = best.config
+    return train_config.TrainConfig(
+        **dataclasses.asdict(cfg.run_settings()),  # the sweep's data, batch, seed, ...
+        job_dir=cfg.path(config_lib.BEST_DIR),
+        architecture=architecture,
+        epochs=cfg.epochs_best or cfg.max_epochs,
+        learning_rate=learning_rate,
+        hparams=hparams,
+    )
+
+
+def train_command(train_cfg):
+    """The s140-train command line of `train_cfg`: every setting it trains with."""
+    flags = [
+        f"--data_dir={train_cfg.data_dir}",
+        f"--job_dir={train_cfg.job_dir}",
+        f"--architecture={train_cfg.architecture}",
+        f"--epochs={train_cfg.epochs}",
+        f"--learning_rate={train_cfg.learning_rate!r}",
+        f"--batch_size={train_cfg.batch_size}",
+        f"--early_stopping_patience={train_cfg.early_stopping_patience}",
+        f"--mixed_precision={train_cfg.mixed_precision}",
+        f"--cpu_replicas={train_cfg.cpu_replicas}",
+        f"--seed={train_cfg.seed}",
+    ]
+    if train_cfg.hparams:
+        flags.append("--hparams=" + ",".join(f"{k}={v!r}" for k, v in train_cfg.hparams.items()))
+    return shlex.join(["s140-train", *flags])  # quoted: paths may hold spaces
+
+
+def best_hyperparameters(cfg, best):
+    """The content of best_hyperparameters.json for the trial `best`."""
+    architecture, learning_rate, hparams = best.config
+    return {
+        "trial_id": best.trial_id,
+        "objective": {"name": cfg.objective, "direction": cfg.objective_direction, "value": best.score},
+        search_space.ARCHITECTURE: architecture,
+        search_space.LEARNING_RATE: learning_rate,
+        "hparams": hparams,
+        "values": dict(best.values),  # as KerasTuner holds them, incl. Hyperband's tuner/*
+        "best_epoch": best.best_epoch,
+        "epochs_run": best.info.get("epochs_run"),
+        # The settings best/ is (or would be) retrained with, every one of them.
+        "s140_train_command": train_command(best_train_config(cfg, best)),
+    }
+
+
+def _fresh_collective_keys():
+    """A second MirroredStrategy in one process reuses the first one's collective keys
+    and its all-reduces collide (tensorflow/tensorflow#62790); TensorFlow's own tests
+    move the key base for each new strategy. Needed before the best model's retraining,
+    which makes its own strategy (trainer.train.train takes none)."""
+    mirrored = tf.distribute.MirroredStrategy
+    if hasattr(mirrored, "_collective_key_base"):
+        mirrored._collective_key_base += 100_000
+
+
+def retrain_best(cfg, best, *, environ=None):
+    """Retrains the best configuration with `trainer.train.train` into <tuner_dir>/best/.
+
+    Skipped when best/metrics.json already holds this configuration (a finished sweep
+    run again); a retraining that was interrupted resumes from the trainer's backup.
+
+    Returns:
+      The content of best/metrics.json.
+    """
+    from trainer import train as train_lib
+
+    train_cfg = best_train_config(cfg, best)
+    metrics_path = cfg.path(f"{config_lib.BEST_DIR}/{train_lib.METRICS_FILE}")
+    if tf.io.gfile.exists(metrics_path):
+        metrics = files.read_json(metrics_path)
+        same = (
+            metrics.get("architecture") == train_cfg.architecture
+            and metrics.get("hparams") == train_cfg.resolved_hparams()
+            and metrics.get("learning_rate") == train_cfg.learning_rate
+            and metrics.get("epochs_requested") == train_cfg.epochs
+            and metrics.get("seed") == train_cfg.seed
+            and metrics.get("per_replica_batch_size") == train_cfg.batch_size
+            and metrics.get("data_dir") == train_cfg.data_dir
+        )
+        if same:
+            logging.info("The best configuration (trial %s) is already retrained in %s.", best.trial_id, train_cfg.job_dir)
+            return metrics
+    environ = os.environ if environ is None else environ
+    clean = {key: value for key, value in environ.items() if key not in _JOB_VARIABLES}
+    logging.info(
+        "Retraining trial %s (%s) for %d epoch(s) into %s.",
+        best.trial_id, best.architecture, cfg.epochs_best, train_cfg.job_dir,
+    )
+    _fresh_collective_keys()
+    return train_lib.train(train_cfg, environ=clean)

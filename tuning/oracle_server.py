@@ -1,0 +1,167 @@
+"""The chief's oracle server: KerasTuner's, plus dead-worker detection.
+
+KerasTuner's own server (`oracle_chief.start_server`) waits forever for a worker that
+died during a trial: the trial stays "ongoing" and the worker stays registered. So the
+oracle here runs `serve_oracle` instead: workers send a heartbeat (a GetSpace call
+tagged with their id, `processes.Heartbeat`) every few seconds, asking for a trial
+counts as one too, and a registered worker silent for longer than `worker_timeout` is
+dropped; its trial is queued again for the other workers (or marked FAILED when no
+worker is left, or when it has already killed two workers). The chief then finishes
+when the budget is spent. Every process must therefore be an `s140-tune` (a plain
+KerasTuner worker sends no heartbeat and would be dropped during a trial longer than
+the timeout).
+"""
+
+import collections
+import os
+import time
+
+from absl import logging
+
+from tuning import keras_tuner_adapter as kt
+
+HEARTBEAT_METADATA_KEY = "s140-tuner-id"
+_REAPS_BEFORE_FAILED = 2  # a trial whose worker died this often is not run again
+
+
+class _Liveness:
+    """Heartbeats, reaped trials, progress and the fatal error of one served oracle."""
+
+    def __init__(self, oracle, *, planned_trials=None, clock=time.monotonic):
+        self.oracle = oracle
+        self.clock = clock
+        self.heartbeats = {}  # tuner id -> last sign of life (clock seconds)
+        self.reaped = collections.Counter()  # trial id -> workers it outlived
+        self.fatal = None  # the oracle's error that ends the sweep
+        self.planned_trials = planned_trials
+        self.started = clock()
+
+    def sign_of_life(self, tuner):
+        self.heartbeats[tuner] = self.clock()
+
+    def trial_created(self, tuner, trial):
+        if trial.status == kt.TrialStatus.STOPPED:
+            logging.info("Oracle: budget spent; %s stops.", tuner)
+        elif trial.status == kt.TrialStatus.RUNNING:
+            number = int(trial.trial_id) + 1 if trial.trial_id.isdigit() else trial.trial_id
+            logging.info(
+                "Oracle: trial %s%s (id %s) started on %s.", number,
+                f" of {self.planned_trials}" if self.planned_trials else "", trial.trial_id, tuner,
+            )
+
+    def set_fatal(self, error):
+        self.fatal = str(error)
+        logging.error("Oracle: %s", error)
+
+    def log_progress(self):
+        oracle = self.oracle
+        ended = kt.ended_trials(oracle)
+        best = oracle.get_best_trials(1)
+        best = best[0] if best and best[0].score is not None else None
+        elapsed = self.clock() - self.started
+        logging.info(
+            "Oracle: %d trial(s) ended%s, %d running; best %s %s; %.0f s elapsed, "
+            "%.1f trials/hour.",
+            len(ended),
+            f" of {self.planned_trials}" if self.planned_trials else "",
+            kt.running_trials(oracle),
+            oracle.objective.name,
+            f"{best.score:.4f} (trial {best.trial_id})" if best else "n/a",
+            elapsed,
+            3600.0 * len(ended) / max(elapsed, 1e-9),
+        )
+
+    def silent_workers(self, worker_timeout):
+        """Registered workers silent for longer than `worker_timeout`; forgets the
+        heartbeats of silent workers that had left (told to stop)."""
+        now = self.clock()
+        silent = [tuner for tuner, seen in list(self.heartbeats.items()) if now - seen > worker_timeout]
+        dead = [tuner for tuner in silent if kt.is_registered(self.oracle, tuner)]
+        for tuner in set(silent) - set(dead):
+            self.heartbeats.pop(tuner, None)
+        return dead
+
+
+def _reap(oracle, liveness, dead, reason):
+    """Drops dead workers; re-queues or fails their trials. Holds the oracle's lock."""
+    trials = {}
+    for tuner in dead:
+        liveness.heartbeats.pop(tuner, None)
+        trials[tuner] = kt.drop_worker(oracle, tuner)
+    for tuner, trial in trials.items():
+        if trial is None:
+            logging.warning("Oracle: %s %s; it was between trials.", tuner, reason)
+            continue
+        liveness.reaped[trial.trial_id] += 1
+        times = liveness.reaped[trial.trial_id]
+        if kt.workers_left(oracle) and times < _REAPS_BEFORE_FAILED:
+            kt.requeue_trial(oracle, trial)
+            logging.warning(
+                "Oracle: %s %s during trial %s; the trial is queued for another worker.",
+                tuner, reason, trial.trial_id,
+            )
+            continue
+        message = (
+            f"Worker {tuner} {reason} during this trial ({times} time(s)); no worker left to retry it."
+            if not kt.workers_left(oracle)
+            else f"Worker {tuner} {reason} during this trial, again: not retried."
+        )
+        kt.fail_trial(oracle, trial, message)
+        logging.warning("Oracle: trial %s FAILED: %s", trial.trial_id, message)
+    oracle.save()
+
+
+def serve_oracle(
+    oracle, *, host, port, worker_timeout, planned_trials=None, poll_seconds=1.0, parent_pid=None
+):
+    """Serves `oracle` over gRPC until the budget is spent and every worker has left.
+
+    Like KerasTuner's `oracle_chief.start_server`, plus: workers that stop sending
+    heartbeats for `worker_timeout` seconds are dropped (see the module docstring), the
+    check runs every `poll_seconds` instead of every 20 s, and the server stops when the
+    process `parent_pid` (the chief's main process) is gone.
+
+    After an error of the oracle (e.g. too many consecutive failed trials) it keeps
+    serving, so that every worker gets that error at its next call; the chief's main
+    process then stops it.
+
+    Raises:
+      RuntimeError: when the port cannot be bound or the parent process died.
+    """
+    import grpc
+    from concurrent import futures
+
+    liveness = _Liveness(oracle, planned_trials=planned_trials)
+    servicer = kt.servicer(
+        oracle,
+        metadata_key=HEARTBEAT_METADATA_KEY,
+        on_sign_of_life=liveness.sign_of_life,
+        on_trial_created=liveness.trial_created,
+        on_trial_ended=liveness.log_progress,
+        on_fatal=liveness.set_fatal,
+    )
+    # One thread, as KerasTuner's server: the oracle is not meant for concurrent calls.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    kt.add_servicer_to_server(servicer, server)
+    if not server.add_insecure_port(f"{host}:{port}"):
+        raise RuntimeError(f"Expected to listen on {host}:{port}. Received: the port is not available.")
+    server.start()
+    logging.info("Oracle listening on %s:%s (worker timeout %.0f s).", host, port, worker_timeout)
+    try:
+        while True:
+            time.sleep(poll_seconds)
+            if parent_pid is not None and os.getppid() != parent_pid:
+                raise RuntimeError(f"The chief's main process {parent_pid} is gone; stopping the oracle.")
+            if liveness.fatal:
+                continue
+            dead = liveness.silent_workers(worker_timeout)
+            if dead:
+                reason = f"sent no heartbeat for {worker_timeout:g} s"
+                kt.locked(oracle, _reap, liveness, dead, reason)
+            # Reads without the lock: a stale answer only delays the exit by one poll.
+            if servicer.stop_triggered and kt.search_finished(oracle):
+                break
+    finally:
+        # A short grace: the last worker's STOPPED answer is still on its way back.
+        server.stop(grace=2).wait()
+    logging.info("Oracle: sweep finished; server stopped.")

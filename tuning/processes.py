@@ -1,0 +1,186 @@
+"""The processes of a distributed sweep: the chief's oracle process, the watchdog that
+stops a worker whose oracle died, and a worker's heartbeat and patience."""
+
+import _thread
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import threading
+import time
+
+from absl import logging
+
+from tuning import budget
+from tuning import config as config_lib
+from tuning import distributed
+from tuning import keras_tuner_adapter as kt
+from tuning import oracle_server
+
+
+OracleDied = distributed.OracleDied
+
+
+# --- Chief: the oracle process.
+
+
+def _oracle_process_main(cfg_fields, env, max_length, planned, parent_pid):
+    """The chief's oracle process (spawned): serves the oracle until the sweep ends."""
+    from tuning import tuners  # imports TensorFlow: in the spawned process only
+
+    logging.set_verbosity(logging.INFO)
+    logging.use_absl_handler()
+    cfg = config_lib.SweepConfig(**cfg_fields)
+    # This process only serves the oracle; the variables say so to KerasTuner.
+    os.environ.update(env)
+    oracle = tuners.load_oracle(cfg, max_length)
+    oracle.save()  # before serving, so that a resume finds the state (KerasTuner #977)
+    oracle_server.serve_oracle(
+        oracle,
+        host=env[distributed.ORACLE_IP],
+        port=env[distributed.ORACLE_PORT],
+        worker_timeout=cfg.worker_timeout_seconds,
+        planned_trials=planned,
+        parent_pid=parent_pid,
+    )
+
+
+def start_oracle_process(cfg, env, max_length):
+    """Starts the chief's oracle process, serving on `env`'s address."""
+    # spawn, not fork: this process has imported TensorFlow, which does not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_oracle_process_main,
+        args=(dataclasses.asdict(cfg), dict(env), max_length, budget.planned_trials(cfg), os.getpid()),
+        name="s140-oracle",
+        daemon=True,
+    )
+    process.start()
+    logging.info(
+        "Oracle process %d serving on %s:%s.",
+        process.pid, env[distributed.ORACLE_IP], env[distributed.ORACLE_PORT],
+    )
+    return process
+
+
+def join_oracle_process(process):
+    """Waits for the oracle to exit (budget spent, every worker gone).
+
+    Raises:
+      OracleDied: when it exited with an error.
+    """
+    logging.info("Trials done here; waiting for the other workers to finish theirs.")
+    process.join()
+    if process.exitcode != 0:
+        raise OracleDied(f"The oracle process exited with code {process.exitcode}; see its log above.")
+
+
+def stop_oracle_process(process):
+    if process is not None and process.is_alive():
+        process.terminate()
+        process.join(timeout=10)
+
+
+@contextlib.contextmanager
+def watch(process):
+    """Interrupts the main thread if `process` dies with an error: its worker would
+    otherwise wait an hour for the oracle (KerasTuner's gRPC timeout)."""
+    if process is None:
+        yield
+        return
+    done = threading.Event()
+    died = []
+
+    def check():
+        while not done.wait(1.0):
+            if process.exitcode not in (None, 0):
+                died.append(process.exitcode)
+                _thread.interrupt_main()
+                return
+
+    thread = threading.Thread(target=check, name="s140-oracle-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    except KeyboardInterrupt:
+        if died:
+            raise OracleDied(
+                f"The oracle process exited with code {died[0]} during the sweep; see its log "
+                "above. Run the same command again to resume."
+            ) from None
+        raise
+    finally:
+        done.set()
+        thread.join()
+
+
+# --- Workers: heartbeat and patience.
+
+
+def heartbeat_interval(worker_timeout):
+    """Seconds between heartbeats: several per timeout, at most every 10 s."""
+    return max(0.2, min(10.0, worker_timeout / 5.0))
+
+
+class Heartbeat:
+    """Tells the oracle every `interval` seconds that this worker is alive.
+
+    A GetSpace call carrying the worker's id in its metadata: KerasTuner's protocol has
+    no heartbeat, and GetSpace is cheap and changes nothing. Failures are logged, not
+    raised: the worker's own calls report a dead oracle.
+    """
+
+    def __init__(self, address, tuner_id, interval):
+        self.address, self.tuner_id, self.interval = address, tuner_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s140-heartbeat", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _run(self):
+        import grpc
+
+        channel = grpc.insecure_channel(self.address)
+        send = kt.heartbeat_call(channel)
+        metadata = ((oracle_server.HEARTBEAT_METADATA_KEY, self.tuner_id),)
+        try:
+            while not self._stop.is_set():
+                try:
+                    send(metadata, timeout=max(self.interval, 5.0))
+                except grpc.RpcError as error:
+                    logging.log_every_n_seconds(
+                        logging.WARNING, "Heartbeat to the oracle at %s failed: %s", 60,
+                        self.address, error.code() if hasattr(error, "code") else error,
+                    )
+                self._stop.wait(self.interval)
+        finally:
+            channel.close()
+
+
+def worker_heartbeat(worker_env, worker_timeout):
+    """The heartbeat of a distributed worker (a context manager)."""
+    address = f"{worker_env[distributed.ORACLE_IP]}:{worker_env[distributed.ORACLE_PORT]}"
+    return Heartbeat(address, worker_env[distributed.TUNER_ID], heartbeat_interval(worker_timeout))
+
+
+def idle_wait(oracle, seconds=1.0):
+    """Makes a worker wait before asking again when the oracle answers IDLE.
+
+    KerasTuner's search loop asks again at once, which on a small machine turns a
+    Hyperband round that waits for other workers into a busy loop against the server.
+    """
+    create_trial = oracle.create_trial
+
+    def patient_create_trial(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == kt.TrialStatus.IDLE:
+            time.sleep(seconds)
+        return trial
+
+    oracle.create_trial = patient_create_trial

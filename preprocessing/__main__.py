@@ -1,8 +1,18 @@
 """s140-preprocess: Sentiment140 CSVs -> TFRecords, vocabulary, GloVe matrix, metadata.
 
-Example (local: the DirectRunner with one worker process per core):
+Examples:
 
+  # Local: the DirectRunner with one worker process per core:
   s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv --output_dir=runs/data
+
+  # Several files, a UTF-8 export, one copy of each repeated tweet id:
+  s140-preprocess --train_csv='data/part-*.csv.gz' --train_csv=data/extra.csv \\
+      --encoding=utf-8 --drop_duplicate_ids --output_dir=runs/data2
+
+  # On Dataflow (any flag below that this command does not define goes to Beam):
+  s140-preprocess --train_csv=gs://BUCKET/s140/train.csv --output_dir=gs://BUCKET/s140/data \\
+      --runner=DataflowRunner --project=PROJECT --region=us-central1 \\
+      --temp_location=gs://BUCKET/tmp
 
 --train_csv and --test_csv may be repeated and take comma-separated lists; every file
 named is read (a path named twice is refused). .csv.gz and .csv.bz2 are decompressed.
@@ -14,7 +24,9 @@ Any flag this command does not define is handed to Beam (--runner, --project,
 
 import dataclasses
 import os
+import re
 import sys
+import textwrap
 
 from preprocessing import quiet_tf
 
@@ -61,6 +73,11 @@ _MAX_ERROR_RATE = flags.DEFINE_float(
     "max_error_rate", _DEFAULTS["max_error_rate"], "Fail when a larger share of rows is rejected."
 )
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace a non-empty --output_dir.")
+_DROP_DUPLICATE_IDS = flags.DEFINE_boolean(
+    "drop_duplicate_ids", _DEFAULTS["drop_duplicate_ids"],
+    "Keep one row of a repeated tweet id (the first by file and line); the others are rejected "
+    "as duplicate_id. Off: they are kept, counted and warned of.",
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS["batch_size"], "Tweets per standardizer call.")
 
 # Errors that are the user's to fix: printed as one line, without a traceback.
@@ -69,8 +86,39 @@ _USER_ERRORS = (
     FileNotFoundError,
     outputs.OutputDirNotEmpty,
     metadata_lib.ErrorRateExceeded,
+    metadata_lib.EmptyTrainSplit,
     glove.GloveFormatError,
 )
+
+
+# --help lists these groups; test_preprocess_cli checks that every flag is in one.
+FLAG_GROUPS = (
+    ("Input", ("train_csv", "test_csv", "encoding", "glove")),
+    ("Output", ("output_dir", "overwrite", "num_shards")),
+    ("Examples and vocabulary", ("max_length", "vocab_size", "min_count", "val_fraction")),
+    ("Checks on the data", ("max_error_rate", "drop_duplicate_ids")),
+    ("Speed", ("batch_size",)),
+)
+_HELP_ARGS = ("--help", "--helpshort", "-h", "-?")
+_REQUIRED = ("train_csv", "output_dir")
+
+
+def help_text():
+    """The docstring (what it does, examples) and this command's flags, grouped."""
+    parts = [__doc__.strip(), ""]
+    for title, names in FLAG_GROUPS:
+        parts.append(f"{title}:")
+        for name in names:
+            flag = flags.FLAGS[name]
+            default = "required" if name in _REQUIRED else f"default: {flag.default_as_str}"
+            parts.append(textwrap.fill(f"--{name}: {' '.join(flag.help.split())} ({default})", width=88,
+                                       initial_indent="  ", subsequent_indent="      "))
+        parts.append("")
+    parts.append(textwrap.fill(
+        "Beam pipeline options (--runner, --project, --region, --temp_location, --direct_num_workers, "
+        "...) pass through to Beam; --helpfull lists every flag, absl's own included.", width=88,
+    ))
+    return "\n".join(parts)
 
 
 def _parse_flags(argv):
@@ -112,7 +160,7 @@ def check_not_directories(name, patterns):
 
 def main(argv):
     beam_args = argv[1:]
-    for name in ("train_csv", "output_dir"):
+    for name in _REQUIRED:
         if not flags.FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
     train_csv, test_csv = csv_paths("train_csv", _TRAIN_CSV.value), csv_paths("test_csv", _TEST_CSV.value)
@@ -132,6 +180,7 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         batch_size=_BATCH_SIZE.value,
         encoding=_ENCODING.value,
+        drop_duplicate_ids=_DROP_DUPLICATE_IDS.value,
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 
@@ -146,6 +195,14 @@ def main(argv):
     )
 
 
+def user_error_from_worker(error):
+    """The message of one of _USER_ERRORS raised in a Beam worker process, which the
+    runner hands back only as the text of a RuntimeError; None for any other error."""
+    names = "|".join(error_type.__name__ for error_type in _USER_ERRORS)
+    found = re.findall(rf"^[\w.]+\.(?:{names}): (.+?)(?: \[while running '[^']*'\])?$", str(error), re.MULTILINE)
+    return found[-1] if found else None
+
+
 def _main_with_errors(argv):
     try:
         main(argv)
@@ -154,9 +211,20 @@ def _main_with_errors(argv):
     except _USER_ERRORS as error:
         logging.error("%s", error)
         sys.exit(f"s140-preprocess: error: {error}")
+    except RuntimeError as error:  # a worker process's error, as text
+        message = user_error_from_worker(error)
+        if message is None:
+            raise
+        logging.error("%s", message)
+        raise SystemExit(f"s140-preprocess: error: {message}") from None
 
 
 def run():
+    # absl answers --help with "Try --helpfull" under a console script (it looks for the
+    # flags of the script's own module): answer it here.
+    if any(arg in _HELP_ARGS for arg in sys.argv[1:]):
+        print(help_text())
+        return
     app.run(_main_with_errors, flags_parser=_parse_flags)
 
 

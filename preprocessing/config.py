@@ -27,6 +27,9 @@ class PreprocessConfig:
     overwrite: bool = False
     batch_size: int = 2048  # tweets standardized per TensorFlow call
     encoding: str = "auto"  # one of CSV_ENCODINGS; the official files are latin-1
+    # Keep one copy of a repeated tweet id (the first by file and line); the others are
+    # rejected as duplicate_id. Off: they are kept and counted in metadata.json.
+    drop_duplicate_ids: bool = False
 
     def __post_init__(self):
         if not self.train_csv:

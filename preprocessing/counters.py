@@ -6,7 +6,9 @@ runner may count a retried bundle's attempts); the counters are for watching a j
 """
 
 import collections
+import time
 
+from absl import logging
 from apache_beam.metrics.metric import Metrics, MetricsFilter
 
 NAMESPACE = "s140"
@@ -15,6 +17,7 @@ ROWS_READ = "rows_read"  # every non-blank line of every input CSV
 SKIPPED_NEUTRAL = "rows_skipped_neutral"  # neutral (2) rows of the test CSV
 GLOVE_LINES_READ = "glove_lines_read"  # vectors in the GloVe source (rows of the kumo package)
 GLOVE_LINES_MATCHED = "glove_lines_matched"  # of those, the vectors of vocabulary tokens
+PROGRESS_SECONDS = 5.0  # a worker logs its progress at most this often
 
 
 def kept(split):
@@ -50,3 +53,20 @@ def final_values(result):
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] += value or 0
     return dict(sorted(totals.items()))
+
+
+class Progress:
+    """Running row count of one stage on one worker, logged every PROGRESS_SECONDS: a
+    long job says what it is doing in its logs (counters need the Dataflow console)."""
+
+    def __init__(self, stage, seconds=PROGRESS_SECONDS):
+        self._stage, self._seconds = stage, seconds
+        self.rows = 0
+        self._last = time.monotonic()
+
+    def add(self, rows, where):
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last >= self._seconds:
+            self._last = now
+            logging.info("%s: %d rows so far (now at %s)", self._stage, self.rows, where)

@@ -16,10 +16,11 @@ def token_set(vocabulary):
 
 
 class ParseGloveLineFn(beam.DoFn):
-    """GloVe text line -> (token, vector) for the tokens of the vocabulary."""
+    """GloVe text line -> (token, vector) for the tokens of the vocabulary. `source`
+    (the --glove spec) is named by the error on a malformed line."""
 
-    def __init__(self, dim):
-        self._dim = dim
+    def __init__(self, dim, source=None):
+        self._dim, self._source = dim, source
         self._fates = collections.Counter()
 
     def start_bundle(self):
@@ -27,7 +28,7 @@ class ParseGloveLineFn(beam.DoFn):
 
     def process(self, line, vocabulary_set):
         self._fates[counters.GLOVE_LINES_READ] += 1
-        pair = glove.parse_line(line, self._dim, vocabulary_set)
+        pair = glove.parse_line(line, self._dim, vocabulary_set, self._source)
         if pair is not None:
             self._fates[counters.GLOVE_LINES_MATCHED] += 1
             yield pair

@@ -10,12 +10,17 @@ Shape of the graph (each name is a composite in preprocessing/transforms.py):
   WriteVocabulary               |                 |                    |       |
       +-------------------------+-----> WriteMetadata (side inputs: all of the above; runs last)
 
+CountDuplicateIds counts repeated tweet ids for metadata.json; with
+--drop_duplicate_ids, DropDuplicateIds (preprocessing/duplicates.py) turns the later copies
+into rejections right after ParseAndStandardize, before anything else sees the rows.
+
 Beam Metrics counters (preprocessing/counters.py) count the rows and GloVe lines as the
 job runs; they are logged when it ends. metadata.json is the record.
 """
 
 import json
 import posixpath
+import time
 import typing
 
 import apache_beam as beam
@@ -24,20 +29,26 @@ from apache_beam.io.filesystems import FileSystems
 
 from preprocessing import beam_options
 from preprocessing import counters
+from preprocessing import duplicates
 from preprocessing import glove
 from preprocessing import outputs
+from preprocessing import rows
 from preprocessing import schema
 from preprocessing import transforms
 
 
 def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
-    """Adds the whole job to `pipeline`. `input_files` is a list of (path, role)."""
+    """Adds the whole job to `pipeline`. `input_files` is a list of rows.InputFile."""
     out = cfg.output_dir
     batches, rejected = (
         pipeline
         | "ReadRows" >> transforms.ReadRows(input_files, cfg.batch_size)
-        | "ParseAndStandardize" >> transforms.ParseAndStandardize(cfg.val_fraction)
+        | "ParseAndStandardize" >> transforms.ParseAndStandardize(cfg.val_fraction, cfg.drop_duplicate_ids)
     )
+    duplicate_ids = batches | "CountDuplicateIds" >> duplicates.CountDuplicateIds()
+    if cfg.drop_duplicate_ids:
+        batches, dropped = batches | "DropDuplicateIds" >> duplicates.DropLaterCopies(duplicate_ids)
+        rejected = (rejected, dropped) | "AllRejected" >> beam.Flatten()
     vocabulary = batches | "BuildVocabulary" >> transforms.BuildVocabulary(cfg.vocab_size, cfg.min_count)
     embedding = (
         vocabulary
@@ -52,6 +63,7 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
         "vocabulary": vocabulary,
         "vocab_file": vocabulary | "WriteVocabulary" >> beam.Map(transforms.write_vocabulary, out),
         "embedding": embedding,
+        "duplicates": duplicate_ids,
         "rejected_files": rejected | "WriteRejected" >> transforms.WriteRejected(out),
         **split_files,
     }
@@ -59,9 +71,14 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
 
 
 def expand_inputs(cfg):
-    """[(path, role)] for every file the globs match; fails early on a glob matching
-    nothing, since an empty input would otherwise produce an empty, valid-looking job."""
-    files = []
+    """[rows.InputFile] for every file the globs match, each once, with the encoding it
+    is read with (cfg.encoding, "auto" decided per file here, before the job starts).
+
+    Fails early on a glob matching nothing, since an empty input would otherwise produce
+    an empty, valid-looking job, and on a file that is both training and test input.
+    A file matched by two patterns of one flag (`data/*.csv` and `data/a.csv`) is read once.
+    """
+    roles = {}
     for role, patterns in (("train", cfg.train_csv), ("test", cfg.test_csv)):
         for pattern in patterns:
             matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
@@ -69,7 +86,21 @@ def expand_inputs(cfg):
                 raise FileNotFoundError(
                     f"Expected --{role}_csv {pattern!r} to match at least one file. Received no match."
                 )
-            files.extend((path, role) for path in matched)
+            for path in matched:
+                if roles.get(path, role) != role:
+                    raise ValueError(
+                        f"Expected every input file to be either --train_csv or --test_csv. Received "
+                        f"{path!r} as both (test rows would leak into training). Name it under one flag."
+                    )
+                if path in roles:
+                    logging.info("--%s_csv %r matches %s again: reading it once", role, pattern, path)
+                    continue
+                roles[path] = role
+    files = []
+    for path, role in roles.items():
+        encoding = rows.file_encoding(path, cfg.encoding)
+        logging.info("Input %s (%s) is read as %s", path, role, encoding)
+        files.append(rows.InputFile(path, role, encoding))
     return files
 
 
@@ -93,20 +124,37 @@ def run(cfg, beam_args=(), default_beam_args=()):
     visible_options = beam_options.strict_pipeline_options(beam_args).get_all_options(drop_default=True)
     if default_beam_args:
         logging.info("Beam options chosen for this machine: %s", " ".join(default_beam_args))
+    started = time.monotonic()
+    logging.info("Stage 1/3: checking the inputs, the GloVe source and %s", cfg.output_dir)
     input_files = expand_inputs(cfg)
     glove_dim = glove.infer_dim(cfg.glove)
     outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
-    logging.info("Preprocessing %d input files into %s (GloVe %s, dim %d)",
-                 len(input_files), cfg.output_dir, cfg.glove, glove_dim)
+    logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
+                 "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
+                 len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
     # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
     with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
         build(pipeline, cfg, input_files, glove_dim, visible_options)
     final_counters = counters.final_values(pipeline.result)
+    logging.info("Stage 3/3: the job ended after %.0fs; reading back %s", time.monotonic() - started,
+                 schema.METADATA_FILE)
     logging.info("Counters of namespace %s: %s", counters.NAMESPACE,
                  ", ".join(f"{name}={value}" for name, value in final_counters.items()))
     with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
         metadata = json.loads(handle.read().decode("utf-8"))
+    _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
     return Outcome(metadata, final_counters)
+
+
+def _warn_of_duplicates(later_copies, dropped):
+    if not later_copies:
+        return
+    if dropped:
+        logging.warning("%d rows repeated the tweet id of another row: dropped (reason %s in rejected/)",
+                        later_copies, rows.DUPLICATE_ID)
+    else:
+        logging.warning("%d rows repeat the tweet id of another row and are kept (duplicate_tweet_ids in "
+                        "metadata.json); pass --drop_duplicate_ids to keep one copy of each", later_copies)
 
 
 def preprocess(cfg, beam_args=(), default_beam_args=()):

@@ -34,6 +34,15 @@ BAD_ID = "bad_id"
 EMPTY_TEXT = "empty_text"
 EMPTY_AFTER_STANDARDIZE = "empty_after_standardize"
 BAD_ENCODING = "bad_encoding"
+DUPLICATE_ID = "duplicate_id"  # a later copy of a tweet id, dropped with --drop_duplicate_ids
+
+
+class InputFile(typing.NamedTuple):
+    """One CSV file of the job: its path, its role and the encoding it is read with."""
+
+    path: str
+    role: str  # "train" (split into train/val) or "test"
+    encoding: str = AUTO  # one of ENCODINGS; the launcher resolves "auto" per file
 
 
 class RawLine(typing.NamedTuple):

@@ -16,6 +16,7 @@ import posixpath
 import typing
 
 import apache_beam as beam
+from absl import logging
 
 from preprocessing import counters
 from preprocessing import embedding
@@ -35,6 +36,10 @@ class RowBatch(typing.NamedTuple):
     tweet_ids: typing.List[int]
     labels: typing.List[typing.Optional[int]]
     standardized: typing.List[str]
+    # Where the rows are (one file and its line numbers), kept only when asked for:
+    # duplicates.DropLaterCopies needs them.
+    source: typing.Optional[str] = None
+    lines: typing.Optional[typing.List[int]] = None
 
 
 class SumCounters(beam.CombineFn):
@@ -64,16 +69,19 @@ class ReadLinesFn(beam.DoFn):
         self._batch_size = batch_size
 
     def process(self, source):
-        path, role = source
-        for line_batch in rows.read_line_batches(path, role, self._batch_size):
+        path, role, encoding = rows.InputFile(*source)
+        progress = counters.Progress(f"ReadRows {path}")
+        for line_batch in rows.read_line_batches(path, role, self._batch_size, encoding):
             counters.add(counters.ROWS_READ, len(line_batch.texts))
+            progress.add(len(line_batch.texts), f"line {line_batch.numbers[-1]}")
             yield line_batch
+        logging.info("ReadRows: read %d rows of %s (%s)", progress.rows, path, encoding)
 
 
 class ReadRows(beam.PTransform):
     """PBegin -> LineBatches of every input file, spread over the workers.
 
-    `input_files` is a list of (path, role)."""
+    `input_files` is a list of rows.InputFile (or (path, role): encoding "auto")."""
 
     def __init__(self, input_files, batch_size):
         super().__init__()
@@ -100,14 +108,16 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     REJECTED = "rejected"
 
-    def __init__(self, val_fraction):
-        self._val_fraction = val_fraction
+    def __init__(self, val_fraction, keep_positions=False):
+        self._val_fraction, self._keep_positions = val_fraction, keep_positions
         self._standardize_batch = None
+        self._progress = None
 
     def setup(self):
         from preprocessing import text  # imports TensorFlow: only on workers that need it
 
         self._standardize_batch = text.standardize_batch
+        self._progress = counters.Progress("ParseAndStandardize on this worker")
 
     def process(self, line_batch):
         parsed, fates = [], collections.Counter()
@@ -119,7 +129,7 @@ class ParseAndStandardizeFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(
                     self.REJECTED, rows.Rejection(raw.source, raw.line, rejected.reason, rejected.detail, raw.text)
                 )
-        batch = RowBatch([], [], [], [])
+        batch = RowBatch([], [], [], [], *((line_batch.source, []) if self._keep_positions else ()))
         for row, clean in zip(parsed, self._standardize_batch([row.text for row in parsed])):
             if not clean:
                 fates[counters.rejected(rows.EMPTY_AFTER_STANDARDIZE)] += 1
@@ -134,21 +144,25 @@ class ParseAndStandardizeFn(beam.DoFn):
             batch.tweet_ids.append(row.tweet_id)
             batch.labels.append(row.label)
             batch.standardized.append(clean)
+            if self._keep_positions:
+                batch.lines.append(row.line)
         counters.add_all(fates)
+        self._progress.add(len(line_batch.texts), f"{line_batch.source} line {line_batch.numbers[-1]}")
         if batch.splits:
             yield batch
 
 
 class ParseAndStandardize(beam.PTransform):
-    """LineBatches -> (RowBatches of usable rows, Rejections of all the others)."""
+    """LineBatches -> (RowBatches of usable rows, Rejections of all the others).
+    With keep_positions the RowBatches carry their source and line numbers."""
 
-    def __init__(self, val_fraction):
+    def __init__(self, val_fraction, keep_positions=False):
         super().__init__()
-        self._val_fraction = val_fraction
+        self._val_fraction, self._keep_positions = val_fraction, keep_positions
 
     def expand(self, line_batches):
         parsed = line_batches | "ParseRows" >> beam.ParDo(
-            ParseAndStandardizeFn(self._val_fraction)
+            ParseAndStandardizeFn(self._val_fraction, self._keep_positions)
         ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
         return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
 
@@ -248,7 +262,7 @@ class JoinGlove(beam.PTransform):
             )
         else:
             lines = pbegin | "GloveLines" >> beam.io.ReadFromText(self._spec)
-        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim), vocabulary_set)
+        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim, self._spec), vocabulary_set)
 
 
 class WriteEmbeddings(beam.PTransform):
@@ -325,7 +339,7 @@ class WriteMetadata(beam.PTransform):
 
     Every input is a side input of the one writing step, so metadata.json is written
     only after all other files are final: its presence means the directory is complete.
-    Singletons: counts, vocabulary, embedding, vocab_file; lists: train, val, test
+    Singletons: counts, vocabulary, embedding, vocab_file, duplicates; lists: train, val, test
     (shard paths) and rejected_files."""
 
     def __init__(self, cfg, input_files, pipeline_options):
@@ -333,7 +347,7 @@ class WriteMetadata(beam.PTransform):
         self._cfg, self._input_files, self._pipeline_options = cfg, list(input_files), pipeline_options
 
     def expand(self, written):
-        singletons = ("counts", "vocabulary", "embedding", "vocab_file")
+        singletons = ("counts", "vocabulary", "embedding", "vocab_file", "duplicates")
         side_inputs = {
             name: (beam.pvalue.AsSingleton if name in singletons else beam.pvalue.AsList)(collection)
             for name, collection in written.items()

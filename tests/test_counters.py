@@ -37,3 +37,19 @@ def test_counters_of_a_real_run_equal_the_counts_of_its_metadata(tmp_path, caplo
     assert 0 < meta["embedding"]["covered_types"] < len(GLOVE_WORDS)
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert f"rows_read={counts['rows_read']}" in logged and "Counters of namespace s140" in logged
+
+
+def test_progress_logs_the_running_row_count_at_most_every_few_seconds(caplog):
+    with caplog.at_level(logging.INFO):
+        every_time = counters.Progress("ReadRows a.csv", seconds=0.0)
+        every_time.add(2048, "line 2048")
+        every_time.add(952, "line 3000")
+        rarely = counters.Progress("ParseAndStandardize", seconds=3600.0)
+        rarely.add(5, "b.csv line 5")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "ReadRows a.csv: 2048 rows so far (now at line 2048)",
+        "ReadRows a.csv: 3000 rows so far (now at line 3000)",
+    ]
+    assert (every_time.rows, rarely.rows) == (3000, 5)
+    assert counters.PROGRESS_SECONDS <= 10

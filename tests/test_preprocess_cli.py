@@ -11,8 +11,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 from preprocessing import config
 from preprocessing import rows
 from preprocessing import schema
@@ -96,7 +94,6 @@ def test_encoding_flag_reaches_the_config():
     assert "--encoding" in result.stderr and "auto" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.py does not yet pass cfg.encoding to rows.read_line_batches")
 def test_a_forced_encoding_reaches_the_reader(tmp_path):
     from preprocessing import pipeline
 
@@ -107,3 +104,56 @@ def test_a_forced_encoding_reaches_the_reader(tmp_path):
         glove=str(tmp_path / "glove.txt"), num_shards=1, max_error_rate=0.5, encoding="utf-8",
     ))
     assert metadata["rejected_by_reason"] == {rows.BAD_ENCODING: 1}
+    assert metadata["input_encodings"] == {str(tmp_path / "train.csv"): rows.UTF8}
+    counts = metadata["counts"]
+    assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 41
+
+
+def test_help_lists_this_commands_flags_grouped_with_examples():
+    from preprocessing import __main__ as cli
+
+    result = _cli("--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Try --helpfull" not in result.stdout
+    for line in ("Input:", "Output:", "Checks on the data:", "Examples:",
+                 "  --train_csv: Training CSV paths or globs", "  --output_dir: Where the data directory is written. (required)",
+                 "  --max_error_rate: Fail when a larger share of rows is rejected. (default: '0.01')"):
+        assert line in result.stdout
+    assert result.stdout.index("--train_csv:") < result.stdout.index("--output_dir:")
+    # Every flag this command defines is in one group, once.
+    grouped = [name for _, names in cli.FLAG_GROUPS for name in names]
+    defined = {flag.name for flag in cli.flags.FLAGS.get_flags_for_module(cli)}
+    assert sorted(grouped) == sorted(defined) and len(defined) == 14
+    assert _cli("-h").stdout == result.stdout
+
+
+def test_a_run_logs_its_stages_and_rows_done(tmp_path):
+    from preprocessing import sample
+
+    sample.write_sample_csv(tmp_path / "train.csv", num_rows=3000, seed=2)
+    (tmp_path / "glove.txt").write_text(GLOVE)
+    result = _cli(f"--train_csv={tmp_path / 'train.csv'}", f"--output_dir={tmp_path / 'out'}",
+                  f"--glove={tmp_path / 'glove.txt'}", "--num_shards=1", "--batch_size=500")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in ("Stage 1/3: checking the inputs", "Stage 2/3: the Beam job reads", "Stage 3/3: the job ended"):
+        assert stage in result.stderr
+    encoding = rows.file_encoding(str(tmp_path / "train.csv"))
+    assert f"ReadRows: read 3000 rows of {tmp_path / 'train.csv'} ({encoding})" in result.stderr
+    counts = json.loads((tmp_path / "out" / schema.METADATA_FILE).read_text())["counts"]
+    assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 3000
+
+
+def test_a_user_error_from_a_worker_process_becomes_its_own_message():
+    from preprocessing import __main__ as cli
+
+    text = (
+        "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
+        "Received 7.14% (2 of 28 rows read).\n\nDuring handling ...\n"
+        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
+        "Received 7.14% (2 of 28 rows read). [while running 'WriteMetadata/WriteJson']\n"
+    )
+    assert cli.user_error_from_worker(RuntimeError(text)) == (
+        "Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read)."
+    )
+    assert cli.user_error_from_worker(RuntimeError("builtins.KeyError: 'train'")) is None

@@ -161,6 +161,15 @@ def test_a_fresh_run_replaces_an_old_history(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the rename happened
 
 
+def test_throughput_is_the_median_epoch_after_the_first():
+    logger = callbacks.EpochLogger(examples_per_epoch=1000)
+    assert logger.examples_per_second() is None
+    logger.train_seconds = [9.0]  # one epoch: its own rate
+    assert logger.examples_per_second() == pytest.approx(1000 / 9.0)
+    logger.train_seconds = [9.0, 2.0, 4.0, 2.5]  # the first traced and compiled the step
+    assert logger.examples_per_second() == pytest.approx(1000 / 2.5)
+
+
 def test_early_stopping_patience_carries_over_a_resume(tmp_path):
     path = str(tmp_path / "history.json")
     files.write_json(

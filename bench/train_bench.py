@@ -3,10 +3,12 @@
 For every architecture, on the real Sentiment140 rows of ../shared/data (train_sample.csv
 split into train/val by the Beam job, GloVe 50d subset, frozen):
 
-  speed     training examples/second of `trainer.train.train` (tf.data from the TFRecords,
-            MirroredStrategy) against the course's way: the same Keras model, same
-            batch size, fed from in-memory NumPy arrays with `model.fit`. Both timed by
-            the same callback (epoch start to validation start), in this run.
+  speed     training examples/second of `trainer.train.train` with its defaults (tf.data
+            from the TFRecords, the step settings of trainer/step_plan.py) against the
+            course's way: the same Keras model, same batch size, fed from in-memory NumPy
+            arrays with a plain `model.fit` (no steps_per_execution, no XLA). Both timed
+            by the same callback (epoch start to validation start) and reported as the
+            median epoch after the first, in this run.
   headroom  examples/second of the input pipeline alone (`trainer.data.make_dataset`)
             against the training rate of the fastest architecture.
   quality   each architecture's accuracy on the validation split and on the official
@@ -14,7 +16,7 @@ split into train/val by the Beam job, GloVe 50d subset, frozen):
             regression baseline trained on the same training rows in the same run. The
             test set is only scored, never used to choose anything.
 
-Run:  .venv/bin/python bench/train_bench.py [--epochs=3] [--architectures=gap,bilstm]
+Run:  .venv/bin/python bench/train_bench.py [--epochs=5] [--architectures=gap,bilstm]
 Prints Markdown tables; copy them into docs/benchmarks.md.
 """
 
@@ -125,7 +127,7 @@ def tfidf_baseline(data_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--architectures", default="flatten,gap,bilstm,stacked_bilstm,conv1d,bigru,conv_lstm")
     args = parser.parse_args()
     if not (SHARED / "sentiment140" / "train_sample.csv").exists():
@@ -143,7 +145,7 @@ def main():
         ours = metrics["train_examples_per_second"]
         rows.append((architecture, val_accuracy, metrics["accuracy"], ours, course))
         print(f"{architecture}: val {val_accuracy:.4f} test {metrics['accuracy']:.4f} "
-              f"s140 {ours:,.0f}/s course {course:,.0f}/s", flush=True)
+              f"s140 {ours:,.0f}/s ({metrics['step_plan']}) course {course:,.0f}/s", flush=True)
     pipeline_rate = input_rate(contract)
     baseline_val, baseline_test = tfidf_baseline(data_dir)
 

@@ -161,6 +161,15 @@ def test_a_fresh_run_replaces_an_old_history(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the rename happened
 
 
+def test_throughput_is_the_median_epoch_after_the_first():
+    logger = callbacks.EpochLogger(examples_per_epoch=1000)
+    assert logger.examples_per_second() is None
+    logger.train_seconds = [9.0]  # one epoch: its own rate
+    assert logger.examples_per_second() == pytest.approx(1000 / 9.0)
+    logger.train_seconds = [9.0, 2.0, 4.0, 2.5]  # the first traced and compiled the step
+    assert logger.examples_per_second() == pytest.approx(1000 / 2.5)
+
+
 def test_early_stopping_patience_carries_over_a_resume(tmp_path):
     path = str(tmp_path / "history.json")
     files.write_json(
@@ -201,6 +210,9 @@ def test_two_replica_run_writes_a_working_model(sample_data_dir, tmp_path):
     assert metrics == returned
     assert (metrics["replicas"], metrics["per_replica_batch_size"], metrics["global_batch_size"]) == (2, 32, 64)
     assert metrics["strategy_devices"] == ["/cpu:0", "/cpu:1"]
+    # Across replicas Keras fails with either step lever (trainer/step_plan.py).
+    assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (1, False)
+    assert "2 replicas" in metrics["step_plan"]
     assert metrics["evaluated_on"] == "test" and metrics["count"] == 216
     assert metrics["accuracy"] > 0.6
     assert metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
@@ -245,7 +257,22 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     assert metrics["count"] == metadata["counts"]["val"]
     assert "test split is empty" in metrics["evaluation_note"]
     assert metrics["replicas"] == 1
-    assert "test split is empty" in (tmp_path / "job" / "report.md").read_text()
+    # One device: 32 steps per call, XLA-compiled (the CPU default of trainer/step_plan.py).
+    assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (32, True)
+    report = (tmp_path / "job" / "report.md").read_text()
+    assert "test split is empty" in report and "32 step(s) per execution, XLA on" in report
+
+
+def test_step_flags_override_the_choice_and_levers_across_replicas_fail_early(sample_data_dir, tmp_path):
+    metrics = _run(
+        sample_data_dir, tmp_path / "job", architecture="gap", hparams={}, epochs=1, cpu_replicas=1,
+        steps_per_execution=4, jit_compile="false",
+    )
+    assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (4, False)
+    assert metrics["step_plan"].endswith("(as requested)")
+    with pytest.raises(ValueError, match=r"Expected --jit_compile=auto\|false and --steps_per_execution=1 with 2"):
+        _run(sample_data_dir, tmp_path / "job2", architecture="gap", hparams={}, epochs=1, jit_compile="true")
+    assert not (tmp_path / "job2" / "history.json").exists()  # refused before any epoch
 
 
 # --- The CLI in subprocesses.

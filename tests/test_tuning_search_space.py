@@ -79,6 +79,8 @@ def test_every_sampled_configuration_builds_compiles_and_trains(architecture):
         assert name == architecture
         assert hypermodel.last_built == {
             "architecture": architecture, "learning_rate": learning_rate, "hparams": hparams,
+            # Built outside a run: Keras's defaults (XLA "auto" is off on a CPU-only machine).
+            "steps_per_execution": 1, "jit_compile": False,
         }
         assert set(hparams) == set(search_space.SEARCH_SPACE[architecture])
         assert model.name == architecture

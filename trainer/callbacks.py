@@ -17,6 +17,7 @@ import importlib.util
 import json
 import posixpath
 import shutil
+import statistics
 import tempfile
 import time
 import typing
@@ -196,11 +197,13 @@ class EpochLogger(keras.callbacks.Callback):
         )
 
     def examples_per_second(self):
-        """Mean training throughput over the epochs of this process (None before any)."""
-        total = sum(self.train_seconds)
-        if not total:
+        """Steady training throughput of this process: examples/s of its median epoch
+        after the first, which also traces (and XLA-compiles) the step; the first
+        epoch's when it ran only one. None before any."""
+        seconds = self.train_seconds[1:] or self.train_seconds
+        if not seconds or not statistics.median(seconds):
             return None
-        return self.examples_per_epoch * len(self.train_seconds) / total
+        return self.examples_per_epoch / statistics.median(seconds)
 
 
 # --- Assembly.

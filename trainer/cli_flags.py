@@ -10,6 +10,7 @@ import dataclasses
 from absl import flags
 
 from trainer import config
+from trainer import step_plan
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.RunSettings)}
 
@@ -36,6 +37,17 @@ SEED = flags.DEFINE_integer(
     "seed", _DEFAULTS["seed"], "Seed of the weights and the shuffling (and of s140-tune's search)."
 )
 
+STEPS_PER_EXECUTION = flags.DEFINE_integer(
+    "steps_per_execution", _DEFAULTS["steps_per_execution"],
+    "Training steps per call into TensorFlow; unset: 32 on one device, 1 across replicas "
+    "(trainer/step_plan.py).", lower_bound=1,
+)
+JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile", _DEFAULTS["jit_compile"], step_plan.JIT_CHOICES,
+    "XLA-compile the training step. auto: on one device, except GPU LSTM/GRU models that "
+    "can use cuDNN; never across replicas (trainer/step_plan.py).",
+)
+
 _HOLDERS = {
     "data_dir": DATA_DIR,
     "batch_size": BATCH_SIZE,
@@ -43,6 +55,8 @@ _HOLDERS = {
     "mixed_precision": MIXED_PRECISION,
     "cpu_replicas": CPU_REPLICAS,
     "seed": SEED,
+    "steps_per_execution": STEPS_PER_EXECUTION,
+    "jit_compile": JIT_COMPILE,
 }
 if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
     raise TypeError(f"Shared flags {sorted(_HOLDERS)} differ from RunSettings {sorted(_DEFAULTS)}.")

@@ -4,6 +4,8 @@ import dataclasses
 import posixpath
 import typing
 
+from trainer import step_plan
+
 MIXED_PRECISION_CHOICES = ("auto", "off", "float16", "bfloat16")
 
 # Vertex AI sets these (only when the job has a base output directory); they win over
@@ -24,6 +26,8 @@ class RunSettings:
     mixed_precision: str = "auto"  # one of MIXED_PRECISION_CHOICES
     cpu_replicas: int = 1  # >1: split the CPU into this many logical devices (no GPU only)
     seed: int = 42
+    steps_per_execution: typing.Optional[int] = None  # None: trainer.step_plan chooses
+    jit_compile: str = "auto"  # XLA: one of step_plan.JIT_CHOICES
 
     def __post_init__(self):
         check_path("data_dir", self.data_dir)
@@ -31,6 +35,12 @@ class RunSettings:
         check_int("early_stopping_patience", self.early_stopping_patience, 0)
         check_int("cpu_replicas", self.cpu_replicas, 1)
         check_int("seed", self.seed, 0)
+        if self.steps_per_execution is not None:
+            check_int("steps_per_execution", self.steps_per_execution, 1)
+        if self.jit_compile not in step_plan.JIT_CHOICES:
+            raise ValueError(
+                f"Expected --jit_compile in {list(step_plan.JIT_CHOICES)}. Received: {self.jit_compile!r}."
+            )
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise ValueError(
                 f"Expected --mixed_precision in {list(MIXED_PRECISION_CHOICES)}. "

@@ -291,15 +291,27 @@ def build_model(
     return keras.Model(token_ids, probability, name=architecture)
 
 
-def compile_model(model, learning_rate):
+def compile_model(model, learning_rate, steps=None):
     """The one compile step of every run and tuning trial: Adam, binary cross-entropy,
-    accuracy. Call it inside the strategy's scope (optimizer slots are mirrored)."""
+    accuracy. Call it inside the strategy's scope (optimizer slots are mirrored).
+
+    `steps` is a `trainer.step_plan.StepPlan` (steps per execution, XLA); None keeps
+    Keras's defaults (one step per call, XLA "auto"), for a model compiled outside a run.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps.steps_per_execution if steps else 1,
+        jit_compile=steps.jit_compile if steps else "auto",
     )
     return model
+
+
+def cudnn_eligible(model):
+    """Whether `model` has LSTM/GRU layers and every one of them can run on cuDNN."""
+    report = cudnn_report(model)
+    return bool(report) and not any(report.values())
 
 
 # --- cuDNN check.

@@ -26,6 +26,7 @@ from absl import logging
 from trainer import config as config_lib
 from trainer import data
 from trainer import models
+from trainer import step_plan
 from trainer import strategy as strategy_lib
 
 
@@ -60,6 +61,23 @@ class Run:
     def replicas(self):
         return self.strategy.num_replicas_in_sync
 
+    def step_plan_for(self, model):
+        """The step settings of `model` in this run (`trainer.step_plan`)."""
+        return step_plan.plan_steps(
+            device_kind=_device_kind(self.plan),
+            replicas=self.replicas,
+            cudnn_eligible=models.cudnn_eligible(model),
+            jit_compile=self.settings.jit_compile,
+            steps_per_execution=self.settings.steps_per_execution,
+        )
+
+
+def _device_kind(plan):
+    # A multi-worker plan lists no devices: each worker mirrors over its own GPUs, if any.
+    if plan.kind == strategy_lib.MULTI_WORKER:
+        return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    return "GPU" if any("gpu" in device.lower() for device in plan.devices) else "CPU"
+
 
 def set_up(settings, *, environ=None, job_dir=None, hparams=None):
     """Decides and prepares everything of a run before its model is built.
@@ -89,6 +107,15 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
         gpu_compute_capabilities=strategy_lib.local_gpu_compute_capabilities(),
     )
     distribution = strategy_lib.make_strategy(plan)
+    # A step setting that cannot work here (e.g. XLA across replicas) fails now, not
+    # after the data is loaded; each model's own choice is made when it is built.
+    step_plan.plan_steps(
+        device_kind=_device_kind(plan),
+        replicas=distribution.num_replicas_in_sync,
+        cudnn_eligible=False,
+        jit_compile=settings.jit_compile,
+        steps_per_execution=settings.steps_per_execution,
+    )
     keras.utils.set_random_seed(settings.seed)
     global_batch = settings.batch_size * distribution.num_replicas_in_sync
     run = Run(
@@ -164,11 +191,13 @@ def dtype_policy(run):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(contract, architecture, hparams, learning_rate):
+def build_model(contract, architecture, hparams, learning_rate, *, run=None):
     """One compiled classifier on the contract's frozen GloVe.
 
     Call it inside `run.strategy.scope()` (and `dtype_policy(run)`): variables and
-    optimizer slots are then mirrored and take the run's dtype policy.
+    optimizer slots are then mirrored and take the run's dtype policy. With `run`, the
+    step settings (steps per execution, XLA) are the run's choice for this model
+    (`Run.step_plan_for`); without, Keras's defaults.
     """
     model = models.build_model(
         architecture,
@@ -178,7 +207,10 @@ def build_model(contract, architecture, hparams, learning_rate):
         embedding_matrix=contract.embeddings,  # frozen GloVe
         **hparams,
     )
-    return models.compile_model(model, learning_rate)
+    steps = run.step_plan_for(model) if run is not None else None
+    if steps is not None:
+        logging.info("%s: %s.", architecture, steps.describe())
+    return models.compile_model(model, learning_rate, steps)
 
 
 def fit(run, model, *, epochs, callbacks, initial_epoch=0):

@@ -27,6 +27,7 @@ class RunSummary:
     epochs_run_this_process: int
     train_examples_per_second: typing.Optional[float]
     fit_seconds: float
+    steps: typing.Any  # the `step_plan.StepPlan` the model was compiled with
 
     @property
     def epochs_run(self):
@@ -65,6 +66,9 @@ class RunSummary:
             "strategy_devices": list(run.plan.devices),
             "num_workers": run.plan.num_workers,
             "dtype_policy": run.dtype_policy,
+            "steps_per_execution": self.steps.steps_per_execution,
+            "jit_compile": self.steps.jit_compile,
+            "step_plan": self.steps.describe(),
             "learning_rate": cfg.learning_rate,
             "epochs_requested": cfg.epochs,
             "epochs_run": self.epochs_run,
@@ -91,6 +95,7 @@ class RunSummary:
             "global_batch_size": run.global_batch,
             "strategy": run.plan.describe(),
             "dtype_policy": run.dtype_policy,
+            "step_plan": self.steps.describe(),
             "epochs_run": self.epochs_run,
             "best_epoch": self.best_epoch,
             "evaluated_on": self.evaluated_on,

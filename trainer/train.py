@@ -31,6 +31,7 @@ from trainer import export as export_lib
 from trainer import files
 from trainer import report as report_lib
 from trainer import run as run_lib
+from trainer import step_plan
 from trainer import summary as summary_lib
 
 METRICS_FILE = "metrics.json"
@@ -77,6 +78,7 @@ class Trained:
     fit_seconds: float
     examples_per_second: typing.Optional[float]
     epochs_run_this_process: int
+    steps: step_plan.StepPlan  # how each step ran (steps per execution, XLA)
 
 
 def fit(cfg, run):
@@ -95,7 +97,7 @@ def fit(cfg, run):
     try:
         with run_lib.dtype_policy(run):
             with run.strategy.scope():
-                model = run_lib.build_model(run.contract, cfg.architecture, run.hparams, cfg.learning_rate)
+                model = run_lib.build_model(run.contract, cfg.architecture, run.hparams, cfg.learning_rate, run=run)
             fit_started = time.perf_counter()
             run_lib.fit(run, model, epochs=cfg.epochs, callbacks=run_callbacks.callbacks)
             fit_seconds = time.perf_counter() - fit_started
@@ -115,6 +117,7 @@ def fit(cfg, run):
         fit_seconds=fit_seconds,
         examples_per_second=logger.examples_per_second(),
         epochs_run_this_process=len(logger.train_seconds),
+        steps=run.step_plan_for(model),
     )
 
 
@@ -146,6 +149,7 @@ def finish(cfg, run, trained, *, started):
         epochs_run_this_process=trained.epochs_run_this_process,
         train_examples_per_second=trained.examples_per_second,
         fit_seconds=trained.fit_seconds,
+        steps=trained.steps,
     )
     outputs = {
         "model_keras": trained.model_path,

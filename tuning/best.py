@@ -52,7 +52,10 @@ def train_command(train_cfg):
         f"--mixed_precision={train_cfg.mixed_precision}",
         f"--cpu_replicas={train_cfg.cpu_replicas}",
         f"--seed={train_cfg.seed}",
+        f"--jit_compile={train_cfg.jit_compile}",
     ]
+    if train_cfg.steps_per_execution is not None:
+        flags.append(f"--steps_per_execution={train_cfg.steps_per_execution}")
     if train_cfg.hparams:
         flags.append("--hparams=" + ",".join(f"{k}={v!r}" for k, v in train_cfg.hparams.items()))
     return shlex.join(["s140-train", *flags])  # quoted: paths may hold spaces

@@ -254,11 +254,14 @@ class SentimentHyperModel(keras_tuner.HyperModel):
       contract: a `trainer.data.Contract` (vocab size, max_length, GloVe matrix).
       architectures: the architectures the sweep chooses among.
       tune_recurrent_dropout: also tune recurrent_dropout (disables cuDNN).
+      run: the `trainer.run.Run` whose devices and settings choose each model's step
+        settings (steps per execution, XLA); None: Keras's defaults.
     """
 
-    def __init__(self, contract, *, architectures=models.ARCHITECTURES, tune_recurrent_dropout=False):
+    def __init__(self, contract, *, architectures=models.ARCHITECTURES, tune_recurrent_dropout=False, run=None):
         super().__init__(name="s140")
         self.contract = contract
+        self.run = run
         self.architectures = check_architectures(architectures)
         self.tune_recurrent_dropout = tune_recurrent_dropout
         # {"architecture", "learning_rate", "hparams"} of the last build (for the record).
@@ -285,4 +288,6 @@ class SentimentHyperModel(keras_tuner.HyperModel):
             "hparams": dict(hparams),
         }
         # The trainer's build and compile, on the contract's frozen GloVe.
-        return run_lib.build_model(self.contract, architecture, hparams, learning_rate)
+        model = run_lib.build_model(self.contract, architecture, hparams, learning_rate, run=self.run)
+        self.last_built.update(steps_per_execution=model.steps_per_execution, jit_compile=bool(model.jit_compile))
+        return model

@@ -205,8 +205,7 @@ class TrialHyperModel(search_space.SentimentHyperModel):
     through `trainer.run.fit`, as a run of s140-train does."""
 
     def __init__(self, run, **kwargs):
-        super().__init__(run.contract, **kwargs)
-        self.run = run
+        super().__init__(run.contract, run=run, **kwargs)
 
     def fit(self, hp, model, *, epochs, callbacks, initial_epoch=0):
         # KerasTuner passes what search() got (epochs, callbacks) plus its own

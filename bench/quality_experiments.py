@@ -47,7 +47,7 @@ SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" 
 DEFAULTS = dict(
     arch="gap", pool="mean", oov=False, sdrop=0.0, dropout=0.0, units=64, dense=64,
     filters=128, kernel=5, lr=1e-3, schedule="constant", batch=64, epochs=8, patience=3,
-    jit=True, seed=42,
+    jit=True, seed=42, proj=0, wide=False,
 )
 
 EXPERIMENTS = {
@@ -74,6 +74,16 @@ EXPERIMENTS = {
                                        schedule="plateau", epochs=12, patience=4),
     "conv1d_max_oov_reg_b256": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3,
                                     batch=256, lr=2e-3),
+    "gap_maxmean_oov_proj": dict(arch="gap", pool="maxmean", oov=True, proj=128),
+    "conv1d_k123_max_oov_reg": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3, kernel=(1, 2, 3)),
+    "conv1d_max_oov_reg_wide": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3, wide=True),
+    "gap_maxmean_oov_wide": dict(arch="gap", pool="maxmean", oov=True, wide=True),
+    "wide_only": dict(arch="wide_only", wide=True, epochs=8),
+    "wide_only_b256": dict(arch="wide_only", wide=True, batch=256, lr=3e-3, epochs=12),
+    "conv1d_max_oov_reg_wide_b256": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3, wide=True,
+                                         batch=256, lr=3e-3, epochs=12),
+    "bigru_maxmean_oov_reg_wide_b256": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3,
+                                            wide=True, batch=256, lr=3e-3, epochs=10),
     "bigru_last": dict(arch="bigru", pool="last", epochs=4),
     "bigru_maxmean": dict(arch="bigru", pool="maxmean", epochs=4),
     "bigru_maxmean_oov_reg": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3, epochs=6),
@@ -159,8 +169,16 @@ def build(keras, contract, r, trainable_oov_ids):
     x = make_embedding_layer(keras, contract, trainable_oov_ids if r["oov"] else None)(ids)
     if r["sdrop"]:
         x = keras.layers.SpatialDropout1D(r["sdrop"])(x)
-    if r["arch"] == "gap":
+    if r["proj"]:  # a trainable per-position projection: GloVe rows stay frozen, their use adapts
+        x = keras.layers.Dense(r["proj"], activation="tanh")(x)
+    if r["arch"] == "wide_only":  # the wide part alone: a unigram logistic regression
+        x = ops.zeros_like(masked_pool(keras, x, mask, "mean"))
+    elif r["arch"] == "gap":
         x = masked_pool(keras, x, mask, r["pool"])
+    elif r["arch"] == "conv1d" and isinstance(r["kernel"], (list, tuple)):  # several widths, concatenated
+        x = ops.concatenate([
+            masked_pool(keras, keras.layers.Conv1D(r["filters"], k, activation="relu")(x),
+                        mask[:, : contract.max_length - k + 1], r["pool"]) for k in r["kernel"]], axis=-1)
     elif r["arch"] == "conv1d":
         x = keras.layers.Conv1D(r["filters"], r["kernel"], activation="relu")(x)
         # Window i covers tokens i..i+k-1: it is real text when token i is.
@@ -178,7 +196,13 @@ def build(keras, contract, r, trainable_oov_ids):
     x = keras.layers.Dense(r["dense"], activation="relu")(x)
     if r["dropout"]:
         x = keras.layers.Dropout(r["dropout"])(x)
-    out = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    logit = keras.layers.Dense(1)(x)
+    if r["wide"]:
+        # "Wide" part: one trainable weight per vocabulary id, summed over the tweet: a
+        # bag-of-words logistic term beside the frozen-GloVe network (PAD's row is masked).
+        weights = keras.layers.Embedding(contract.vocab_size, 1, embeddings_initializer="zeros", name="wide")(ids)
+        logit = logit + ops.sum(weights * ops.expand_dims(ops.cast(mask, "float32"), -1), axis=1)
+    out = keras.layers.Activation("sigmoid", dtype="float32")(logit)
     return keras.Model(ids, out, name=r["arch"])
 
 
@@ -238,6 +262,26 @@ def baseline(data_dir, score_test):
     return row
 
 
+def markdown(results):
+    """One Markdown table row per result line (the last run of each name wins)."""
+    rows = {}
+    for line in pathlib.Path(results).read_text().splitlines():
+        row = json.loads(line)
+        rows[row["name"]] = row
+    keys = ("arch", "pool", "oov", "sdrop", "dropout", "units", "kernel", "proj", "wide", "lr", "schedule", "batch", "jit")
+    print("| experiment | setting | best val acc | epoch of best | restored (min val_loss) val acc, epoch | "
+          "epochs run | train acc (last) | s/epoch | trainable params |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        if r["arch"] == "tfidf_lr":
+            print(f"| {name} | TF-IDF 1-2-gram, min_df 2, LR C=1 | {r['best_val_accuracy']:.4f} | | | | | | |")
+            continue
+        setting = ", ".join(f"{k}={r[k]}" for k in keys if k in r and r[k] != DEFAULTS.get(k) or k in ("arch", "pool"))
+        print(f"| {name} | {setting} | {r['best_val_accuracy']:.4f} | {r['best_val_accuracy_epoch']} | "
+              f"{r['restored_val_accuracy']:.4f}, {r['restored_epoch']} | {r['epochs_run']} | "
+              f"{r['final_train_accuracy']:.4f} | {r['seconds_per_epoch']} | {r['trainable_params']:,} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default="/tmp/quality/data")
@@ -246,7 +290,11 @@ def main():
     parser.add_argument("--recipe", default="{}", help="JSON overrides applied to each experiment")
     parser.add_argument("--score_test", action="store_true", help="also score the official test set (final only)")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="print --results as a Markdown table")
     args = parser.parse_args()
+    if args.markdown:
+        markdown(args.results)
+        return
     if args.list:
         print("\n".join(["baseline", *EXPERIMENTS]))
         return

@@ -43,6 +43,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
+WIDE_BIGRAM_BUCKETS = 2**18
+
 # One recipe = these keys; an experiment overrides some of them.
 DEFAULTS = dict(
     arch="gap", pool="mean", oov=False, sdrop=0.0, dropout=0.0, units=64, dense=64,
@@ -84,6 +86,9 @@ EXPERIMENTS = {
                                          batch=256, lr=3e-3, epochs=12),
     "bigru_maxmean_oov_reg_wide_b256": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3,
                                             wide=True, batch=256, lr=3e-3, epochs=10),
+    "wide2_only_b256": dict(arch="wide_only", wide="bigrams", batch=256, lr=3e-3, epochs=12),
+    "conv1d_max_oov_reg_wide2_b256": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3,
+                                          wide="bigrams", batch=256, lr=3e-3, epochs=12),
     "bigru_last": dict(arch="bigru", pool="last", epochs=4),
     "bigru_maxmean": dict(arch="bigru", pool="maxmean", epochs=4),
     "bigru_maxmean_oov_reg": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3, epochs=6),
@@ -202,6 +207,11 @@ def build(keras, contract, r, trainable_oov_ids):
         # bag-of-words logistic term beside the frozen-GloVe network (PAD's row is masked).
         weights = keras.layers.Embedding(contract.vocab_size, 1, embeddings_initializer="zeros", name="wide")(ids)
         logit = logit + ops.sum(weights * ops.expand_dims(ops.cast(mask, "float32"), -1), axis=1)
+    if r["wide"] == "bigrams":
+        # and one per hashed pair of adjacent ids (2**18 buckets), as TF-IDF's 2-grams.
+        pair = (ids[:, :-1] * contract.vocab_size + ids[:, 1:]) % WIDE_BIGRAM_BUCKETS
+        weights = keras.layers.Embedding(WIDE_BIGRAM_BUCKETS, 1, embeddings_initializer="zeros", name="wide2")(pair)
+        logit = logit + ops.sum(weights * ops.expand_dims(ops.cast(mask[:, 1:], "float32"), -1), axis=1)
     out = keras.layers.Activation("sigmoid", dtype="float32")(logit)
     return keras.Model(ids, out, name=r["arch"])
 

@@ -89,6 +89,8 @@ EXPERIMENTS = {
     "wide2_only_b256": dict(arch="wide_only", wide="bigrams", batch=256, lr=3e-3, epochs=12),
     "conv1d_max_oov_reg_wide2_b256": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3,
                                           wide="bigrams", batch=256, lr=3e-3, epochs=12),
+    "conv1d_max_oov_reg_wide2": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3,
+                                     wide="bigrams", epochs=8),
     "bigru_last": dict(arch="bigru", pool="last", epochs=4),
     "bigru_maxmean": dict(arch="bigru", pool="maxmean", epochs=4),
     "bigru_maxmean_oov_reg": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3, epochs=6),
@@ -216,7 +218,7 @@ def build(keras, contract, r, trainable_oov_ids):
     return keras.Model(ids, out, name=r["arch"])
 
 
-def run(name, r, contract, arrays, oov_ids, score_test=False):
+def run(name, r, contract, arrays, oov_ids, score_test=False, save_dir=None):
     import keras
 
     keras.utils.set_random_seed(r["seed"])
@@ -251,12 +253,24 @@ def run(name, r, contract, arrays, oov_ids, score_test=False):
         seconds_per_epoch=round(seconds / len(val_acc), 1), seconds=round(seconds, 1),
         val_accuracy_curve=[round(v, 4) for v in val_acc],
     )
+    if save_dir:  # the restored (min val_loss) weights, for scoring the chosen recipe later
+        model.save_weights(os.path.join(save_dir, f"{name}.weights.h5"))
     if score_test:
         x_test, y_test = arrays["test"]
         row["test_accuracy"] = round(float(np.mean((model.predict(x_test, verbose=0)[:, 0] > 0.5) == y_test)), 4)
         row["val_accuracy_restored_model"] = round(
             float(np.mean((model.predict(x_val, verbose=0)[:, 0] > 0.5) == y_val)), 4)
     return row
+
+
+def score_saved(name, r, contract, arrays, oov_ids, save_dir):
+    import keras
+
+    model = build(keras, contract, r, oov_ids)
+    model.load_weights(os.path.join(save_dir, f"{name}.weights.h5"))
+    accuracy = lambda x, y: round(float(np.mean((model.predict(x, verbose=0, batch_size=512)[:, 0] > 0.5) == y)), 4)  # noqa: E731
+    return dict(name=name + "_scored", arch=r["arch"], val_accuracy=accuracy(*arrays["val"]),
+                test_accuracy=accuracy(*arrays["test"]))
 
 
 def baseline(data_dir, score_test):
@@ -300,6 +314,9 @@ def main():
     parser.add_argument("--recipe", default="{}", help="JSON overrides applied to each experiment")
     parser.add_argument("--score_test", action="store_true", help="also score the official test set (final only)")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--save_dir", help="save each experiment's restored weights here")
+    parser.add_argument("--score_saved", action="store_true",
+                        help="do not train: rebuild each named experiment, load its saved weights, score val and test")
     parser.add_argument("--markdown", action="store_true", help="print --results as a Markdown table")
     args = parser.parse_args()
     if args.markdown:
@@ -320,9 +337,12 @@ def main():
     for name in args.experiments.split(","):
         if name == "baseline":
             row = baseline(args.data_dir, args.score_test)
+        elif args.score_saved:
+            row = score_saved(name, {**DEFAULTS, **EXPERIMENTS[name], **json.loads(args.recipe)}, contract, arrays,
+                              oov_ids, args.save_dir)
         else:
             recipe = {**DEFAULTS, **EXPERIMENTS[name], **json.loads(args.recipe)}
-            row = run(name, recipe, contract, arrays, oov_ids, args.score_test)
+            row = run(name, recipe, contract, arrays, oov_ids, args.score_test, args.save_dir)
         row["frozen_rows"], row["trainable_oov_rows"] = contract.vocab_size - len(oov_ids), len(oov_ids)
         print(json.dumps(row), flush=True)
         with open(args.results, "a") as f:

@@ -91,6 +91,8 @@ EXPERIMENTS = {
                                           wide="bigrams", batch=256, lr=3e-3, epochs=12),
     "conv1d_max_oov_reg_wide2": dict(arch="conv1d", pool="max", oov=True, sdrop=0.2, dropout=0.3,
                                      wide="bigrams", epochs=8),
+    "gap_maxmean_oov_wide2_b256": dict(arch="gap", pool="maxmean", oov=True, wide="bigrams", batch=256, lr=3e-3,
+                                       epochs=12),
     "bigru_last": dict(arch="bigru", pool="last", epochs=4),
     "bigru_maxmean": dict(arch="bigru", pool="maxmean", epochs=4),
     "bigru_maxmean_oov_reg": dict(arch="bigru", pool="maxmean", oov=True, sdrop=0.2, dropout=0.3, epochs=6),

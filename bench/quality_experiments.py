@@ -15,17 +15,31 @@ here, not in trainer/, until the measurement says which ones the package should 
   sdrop      SpatialDropout1D on the embedded sequence; dropout before the output.
   schedule   constant, cosine with linear warm-up, or reduce-on-plateau; batch size;
              early stopping on val_loss with restore_best_weights.
+  wide       a trainable logit per vocabulary id ("wide & deep"), and with "bigrams" per
+             hashed pair of adjacent ids, added to the network's output logit.
   jit        jit_compile=True + steps_per_execution=32 (on by default).
 
 The official test set is scored only with --score_test, for the recipe named, once at
 the end; nothing here is chosen on it.
 
-Run (data prepared once with bench/train_bench.py's `preprocess()`):
-  S140_SHARED_DATA=/work/shared/data PYTHONPATH=$PWD \
-    nice -n 10 .venv/bin/python bench/quality_experiments.py \
-    --data_dir=/tmp/quality/data --results=/tmp/quality/results.jsonl \
-    --experiments=baseline,gap_mean,gap_maxmean,...   # names: --list
-  ... --experiments=NAME --score_test    # the chosen recipe, test scored once
+Run (data prepared once with bench/train_bench.py's `preprocess()` into /tmp/quality/data;
+the exact commands behind bench/quality_results.md, each prefixed with
+`S140_SHARED_DATA=/work/shared/data PYTHONPATH=$PWD nice -n 10 .venv/bin/python
+bench/quality_experiments.py`; --results defaults to /tmp/quality/results.jsonl):
+  --experiments=baseline,gap_mean,gap_mean_nojit
+  --experiments=conv1d_mean,conv1d_max,conv1d_max_oov,conv1d_max_oov_reg,gap_maxmean,gap_maxmean_oov,conv1d_maxmean
+      (stopped during conv1d_maxmean for time)
+  --experiments=conv1d_max_oov_reg_wide,gap_maxmean_oov_wide,bigru_maxmean_oov_reg_b256,bigru_last
+  --experiments=wide_only_b256,conv1d_max_oov_reg_wide_b256
+  --experiments=conv1d_max_oov_reg_wide2_b256,wide2_only_b256
+  --experiments=gap_maxmean_oov_wide2_b256
+  --experiments=conv1d_max_oov_reg_wide2 --save_dir=/tmp/quality/weights --results=.../results_saved.jsonl
+  --experiments=conv1d_max_oov_reg_wide2_b256 --save_dir=/tmp/quality/weights --results=.../results_saved.jsonl
+  --experiments=conv1d_max_oov_reg_wide2_b256,wide2_only_b256 --recipe='{"seed": 1}'   (and seed 7)
+then, once, for the recipe chosen on val (test scored, nothing chosen on it):
+  --experiments=conv1d_max_oov_reg_wide2_b256,baseline --score_saved --score_test --save_dir=/tmp/quality/weights
+and the tables:  --markdown --results=bench/quality_results_raw.jsonl
+All names: --list.
 """
 
 import argparse

@@ -25,6 +25,19 @@ def test_auto_choice_per_device_and_cudnn(device_kind, cudnn_eligible, expected_
     assert ("cuDNN" in plan.reason) is (device_kind == "GPU" and cudnn_eligible)
 
 
+def test_architectures_measured_slower_with_xla_on_cpu_keep_it_off_there_only():
+    cpu = step_plan.plan_steps(device_kind="CPU", replicas=1, cudnn_eligible=True, architecture="conv_lstm")
+    assert (cpu.steps_per_execution, cpu.jit_compile) == (32, False)
+    assert "conv_lstm measured slower" in cpu.reason
+    gpu = step_plan.plan_steps(device_kind="GPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm")
+    assert gpu.jit_compile is True
+    assert step_plan.plan_steps(device_kind="CPU", replicas=1, cudnn_eligible=True, architecture="bilstm").jit_compile
+    forced = step_plan.plan_steps(
+        device_kind="CPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm", jit_compile="true"
+    )
+    assert forced.jit_compile is True
+
+
 def test_flags_override_on_one_replica():
     plan = step_plan.plan_steps(
         device_kind="GPU", replicas=1, cudnn_eligible=True, jit_compile="true", steps_per_execution=4

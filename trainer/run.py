@@ -69,6 +69,7 @@ class Run:
             cudnn_eligible=models.cudnn_eligible(model),
             jit_compile=self.settings.jit_compile,
             steps_per_execution=self.settings.steps_per_execution,
+            architecture=model.name,
         )
 
 

@@ -35,6 +35,9 @@ JIT_CHOICES = ("auto", "true", "false")
 # 32 steps per call: past ~16 the per-call cost is already small against the step, and
 # a larger number only makes progress reports coarser. (bench/train_bench.py)
 DEFAULT_STEPS_PER_EXECUTION = 32
+# Architectures whose XLA-compiled step measured slower than the plain one on a CPU
+# (bench/train_bench.py, docs/benchmarks.md: conv_lstm 0.12x of a plain fit with XLA).
+XLA_SLOWER_ON_CPU = frozenset({"conv_lstm"})
 KERAS_MULTI_REPLICA_ISSUE = "keras-team/keras#19246; XLA: tf.Variable on a different device"
 
 
@@ -55,7 +58,8 @@ class StepPlan:
         )
 
 
-def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", steps_per_execution=None):
+def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", steps_per_execution=None,
+               architecture=None):
     """Chooses the step settings of one model.
 
     Args:
@@ -66,6 +70,7 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
         without recurrent layers.
       jit_compile: "auto", "true" or "false" (--jit_compile).
       steps_per_execution: None for the default, else an integer >= 1.
+      architecture: the model's registry name, for per-architecture exceptions.
 
     Returns:
       A `StepPlan`.
@@ -90,6 +95,8 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
         return StepPlan(steps, jit_compile == "true", "as requested")
     if device_kind == "GPU" and cudnn_eligible:
         return StepPlan(steps, False, "cuDNN recurrent kernels cannot be XLA-compiled; cuDNN kept")
+    if device_kind == "CPU" and architecture in XLA_SLOWER_ON_CPU:
+        return StepPlan(steps, False, f"{architecture} measured slower with XLA on a CPU")
     return StepPlan(steps, True, f"XLA on one {device_kind}")
 
 

@@ -200,3 +200,17 @@ def test_empty_split_is_refused(broken_dir):
         data.make_dataset(data.load_contract(str(broken_dir)), "test", batch_size=8)
     assert "Expected examples in split 'test'" in str(error.value)
     assert "Received: 0 shards" in str(error.value)
+
+
+def test_a_truncated_shard_is_named_with_what_to_do(broken_dir):
+    contract = data.load_contract(str(broken_dir))
+    intact, cut = contract.split_shards("train")
+    content = open(cut, "rb").read()
+    with open(cut, "wb") as f:
+        f.write(content[: len(content) // 2])  # an interrupted copy
+    with pytest.raises(schema.ContractError) as error:
+        data.make_dataset(contract, "train", batch_size=8)
+    message = str(error.value)
+    assert f"Received damaged ones: ['{cut}']" in message
+    assert intact not in message
+    assert "re-run s140-preprocess" in message

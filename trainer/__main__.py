@@ -8,7 +8,8 @@ Example (one machine, the CPU split into two replicas):
 Hyperparameters of the architecture are flags of their own (--lstm_units=32) or one
 list (--hparams=lstm_units=32,dropout=0.2); a name the architecture does not take fails
 the command and lists the valid ones. Running the same command again after a kill
-resumes from the last finished epoch. On Vertex AI, AIP_MODEL_DIR, AIP_CHECKPOINT_DIR
+resumes from the last finished epoch; the job dir remembers its settings (run.json)
+and refuses a rerun with other ones unless --overwrite is given. On Vertex AI, AIP_MODEL_DIR, AIP_CHECKPOINT_DIR
 and AIP_TENSORBOARD_LOG_DIR choose the output directories, and TF_CONFIG with more than
 one task selects MultiWorkerMirroredStrategy.
 """
@@ -25,6 +26,7 @@ from preprocessing import schema
 from trainer import cli_flags
 from trainer import config
 from trainer import models
+from trainer import run_record
 from trainer import strategy
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
@@ -39,6 +41,12 @@ _ARCHITECTURE = flags.DEFINE_enum(
 )
 _EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False,
+    "Delete the job dir's old run (history, checkpoints, model, metrics, report) and start "
+    "afresh. Without it, a job dir started with other settings (architecture, "
+    "hyperparameters, learning rate, batch, seed, data) is refused; --epochs may differ.",
+)
 _HPARAMS = flags.DEFINE_list(
     "hparams", [], "Architecture hyperparameters as name=value pairs, e.g. lstm_units=32,dropout=0.2."
 )
@@ -133,6 +141,7 @@ def main(argv):
         epochs=_EPOCHS.value,
         learning_rate=_LEARNING_RATE.value,
         hparams=hparams,
+        overwrite=_OVERWRITE.value,
     )
     logging.info("Settings: %s", cfg)
     # trainer.train imports no more than this module did; the strategy (and with it
@@ -154,7 +163,7 @@ def main(argv):
 
 
 # Errors that are certainly the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (schema.ContractError, strategy.StrategyError, FileNotFoundError)
+_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError)
 
 
 def _main_with_errors(argv):

@@ -61,6 +61,9 @@ class TrainConfig(RunSettings):
     epochs: int = 10
     learning_rate: float = 1e-3
     hparams: typing.Mapping[str, typing.Any] = dataclasses.field(default_factory=dict)
+    # Delete the job dir's old run first; without it a job dir started with other
+    # settings is refused (trainer/run_record.py).
+    overwrite: bool = False
 
     def __post_init__(self):
         check_path("job_dir", self.job_dir)

@@ -246,10 +246,30 @@ def _load_split(files, max_length):
         lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE
     )
     ids, labels = [], []
-    for block in blocks:
-        ids.append(block[schema.TOKEN_IDS].numpy().astype(np.int32))  # vocabulary ids < 2**31
-        labels.append(block[schema.LABEL].numpy().astype(np.float32))
+    try:
+        for block in blocks:
+            ids.append(block[schema.TOKEN_IDS].numpy().astype(np.int32))  # vocabulary ids < 2**31
+            labels.append(block[schema.LABEL].numpy().astype(np.float32))
+    except tf.errors.DataLossError as error:
+        # The interleaved read does not say which file broke; reading each alone does.
+        raise schema.ContractError(
+            f"Expected complete GZIP TFRecord shards. Received damaged ones: "
+            f"{_damaged_shards(files) or files} ({error.message.strip()}). The data "
+            "directory was truncated or corrupted after preprocessing (an interrupted copy?): "
+            "copy it again or re-run s140-preprocess."
+        ) from error
     return np.concatenate(ids), np.concatenate(labels)
+
+
+def _damaged_shards(files):
+    """The shards among `files` that cannot be read to their end."""
+    damaged = []
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path, compression_type="GZIP").reduce(0, lambda count, _: count + 1).numpy()
+        except tf.errors.DataLossError:
+            damaged.append(path)
+    return damaged
 
 
 def read_records(data_dir, split):

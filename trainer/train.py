@@ -3,6 +3,7 @@ evaluated and reported model.
 
 Outputs (the chief's; other workers of a multi-worker run write nothing there):
 
+  <job_dir>/run.json            the settings the job dir was started with (run_record)
   <job_dir>/model.keras         the trained Keras model (best val_loss epoch)
   <job_dir>/metrics.json        evaluation, sizes, speed and settings of the run
   <job_dir>/history.json        per-epoch logs, across resumes
@@ -31,6 +32,7 @@ from trainer import export as export_lib
 from trainer import files
 from trainer import report as report_lib
 from trainer import run as run_lib
+from trainer import run_record
 from trainer import step_plan
 from trainer import summary as summary_lib
 
@@ -53,10 +55,15 @@ def train(cfg, *, environ=None):
     Raises:
       schema.ContractError: the data directory does not hold what the contract promises.
       strategy.StrategyError: the requested distribution cannot be set up.
+      run_record.RunMismatchError: the job dir holds a run started with other settings
+        (and `cfg.overwrite` is false).
       ValueError: inconsistent settings (e.g. an architecture too large for max_length).
     """
     started = time.perf_counter()
     run = run_lib.set_up(cfg, environ=environ, job_dir=cfg.job_dir, hparams=cfg.resolved_hparams())
+    if run.chief:  # before the first epoch: a mismatching job dir is refused untouched
+        record = run_record.record_of(cfg, run.contract.metadata, run.hparams)
+        run_record.claim(run.dirs, record, overwrite=cfg.overwrite)
     logging.info("Training %s %s for up to %d epoch(s).", cfg.architecture, run.hparams, cfg.epochs)
     trained = fit(cfg, run)
     if not run.chief:

@@ -11,6 +11,7 @@ from absl import logging
 
 from trainer import config as train_config
 from trainer import files
+from trainer import run_record
 from tuning import config as config_lib
 from tuning import distributed
 from tuning import search_space
@@ -122,4 +123,11 @@ def retrain_best(cfg, best, *, environ=None):
         best.trial_id, best.architecture, cfg.epochs_best, train_cfg.job_dir,
     )
     _fresh_collective_keys()
-    return train_lib.train(train_cfg, environ=clean)
+    try:
+        return train_lib.train(train_cfg, environ=clean)
+    except run_record.RunMismatchError as error:
+        # best/ holds the retraining of an earlier best trial (a resumed sweep found a
+        # better one): it is the sweep's own directory, replaced without asking.
+        logging.info("Replacing the earlier retraining in %s: %s", train_cfg.job_dir, error)
+        _fresh_collective_keys()
+        return train_lib.train(dataclasses.replace(train_cfg, overwrite=True), environ=clean)

@@ -1,0 +1,132 @@
+"""Tests of a job directory's memory of its settings (trainer/run_record.py): a rerun
+under other settings is refused before training, --overwrite starts afresh, and the
+settings that only change how long or how fast a run trains may differ."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trainer import callbacks
+from trainer import config
+from trainer import run_record
+from trainer import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMALL_CONV = {"conv_filters": 8, "kernel_size": 3, "dense_units": 8}
+
+
+def _cfg(data_dir, job_dir, **overrides):
+    settings = dict(
+        data_dir=str(data_dir), job_dir=str(job_dir), architecture="conv1d", hparams=SMALL_CONV,
+        epochs=1, batch_size=32, learning_rate=0.01, early_stopping_patience=0,
+    )
+    settings.update(overrides)
+    return config.TrainConfig(**settings)
+
+
+def _metadata():
+    return {
+        "schema_version": 1, "standardizer_version": 2, "vocab_size": 100, "max_length": 20,
+        "embedding": {"dim": 50, "source": "glove.txt"}, "counts": {"train": 10, "val": 2, "test": 3},
+    }
+
+
+def test_only_settings_that_change_what_is_learned_must_match(tmp_path):
+    base = _cfg(tmp_path / "data", tmp_path / "job")
+    recorded = run_record.record_of(base, _metadata(), base.resolved_hparams())
+    faster = _cfg(
+        tmp_path / "data", tmp_path / "job", epochs=7, early_stopping_patience=2,
+        steps_per_execution=4, jit_compile="false",
+    )
+    assert run_record.differences(recorded, run_record.record_of(faster, _metadata(), faster.resolved_hparams())) == []
+
+    other = _cfg(tmp_path / "data", tmp_path / "job", learning_rate=0.1, seed=7)
+    metadata = _metadata()
+    metadata["vocab_size"] = 200  # the data directory was preprocessed again
+    found = run_record.differences(recorded, run_record.record_of(other, metadata, other.resolved_hparams()))
+    assert found == [("data.vocab_size", 100, 200), ("learning_rate", 0.01, 0.1), ("seed", 42, 7)]
+
+
+def test_a_job_dir_refuses_another_architecture_and_overwrite_starts_afresh(sample_data_dir, tmp_path):
+    job_dir = tmp_path / "job"
+    # The first run writes run.json before its first epoch and then its history.
+    train.train(_cfg(sample_data_dir, job_dir, epochs=2), environ={})
+    recorded = json.loads((job_dir / "run.json").read_text())
+    assert (recorded["architecture"], recorded["hparams"]["conv_filters"]) == ("conv1d", 8)
+    assert recorded["data"]["vocab_size"] == json.loads((pathlib.Path(sample_data_dir) / "metadata.json").read_text())["vocab_size"]
+    conv_history = (job_dir / "history.json").read_text()
+    conv_metrics = (job_dir / "metrics.json").read_text()
+    assert json.loads(conv_history)["epoch"] == [0, 1]
+
+    # The same job dir as gap: refused before training, naming both, nothing touched.
+    with pytest.raises(run_record.RunMismatchError) as refused:
+        train.train(_cfg(sample_data_dir, job_dir, architecture="gap", hparams={}), environ={})
+    message = str(refused.value)
+    assert "architecture: 'conv1d' there, 'gap' now" in message
+    assert "hparams.conv_filters: 8 there, None now" in message
+    assert "--overwrite" in message
+    assert (job_dir / "history.json").read_text() == conv_history
+    assert (job_dir / "metrics.json").read_text() == conv_metrics
+    assert json.loads((job_dir / "run.json").read_text()) == recorded
+
+    # --overwrite: the old run's files go, the history holds only gap's epoch.
+    metrics = train.train(
+        _cfg(sample_data_dir, job_dir, architecture="gap", hparams={"dense_units": 8}, overwrite=True), environ={}
+    )
+    assert metrics["architecture"] == "gap" and metrics["epochs_run"] == 1
+    history = json.loads((job_dir / "history.json").read_text())
+    assert history["epoch"] == [0]
+    assert json.loads((job_dir / "run.json").read_text())["architecture"] == "gap"
+
+    # The finished gap run again with the same settings but more epochs: accepted, and
+    # (as before run.json) it trains from its first epoch.
+    metrics = train.train(_cfg(sample_data_dir, job_dir, architecture="gap", hparams={"dense_units": 8}, epochs=2), environ={})
+    assert metrics["epochs_run"] == 2
+    assert json.loads((job_dir / "history.json").read_text())["epoch"] == [0, 1]
+    assert json.loads((job_dir / "run.json").read_text())["epochs"] == 2
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("AIP_")}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+
+
+def _cli(data_dir, job_dir, *flags):
+    return [sys.executable, "-m", "trainer", f"--data_dir={data_dir}", f"--job_dir={job_dir}", "--batch_size=16", *flags]
+
+
+def test_cli_refuses_a_killed_run_resumed_as_another_architecture(sample_data_dir, tmp_path):
+    """The defect: a conv1d run killed after its first epoch, resumed as gap, used to
+    keep conv1d's epoch in history.json and report the mixture as one model."""
+    job_dir = tmp_path / "job"
+    conv = _cli(sample_data_dir, job_dir, "--architecture=conv1d", "--conv_filters=8", "--kernel_size=3", "--epochs=50")
+    first = subprocess.Popen(conv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while len(callbacks.read_history(str(job_dir / "history.json")).get("epoch", [])) < 1:
+            assert first.poll() is None, "the conv1d run ended before it could be killed"
+            assert time.monotonic() < deadline, "no epoch within 240 s"
+            time.sleep(0.01)
+    finally:
+        first.kill()
+        first.wait()
+    killed_history = (job_dir / "history.json").read_text()
+
+    gap = _cli(sample_data_dir, job_dir, "--architecture=gap", "--dense_units=8", "--epochs=1")
+    refused = subprocess.run(gap, env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "architecture: 'conv1d' there, 'gap' now" in refused.stderr
+    assert "Traceback" not in refused.stderr  # one line, the user's to fix
+    assert (job_dir / "history.json").read_text() == killed_history
+    assert not (job_dir / "metrics.json").exists()
+
+    fresh = subprocess.run(gap + ["--overwrite"], env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert callbacks.read_history(str(job_dir / "history.json"))["epoch"] == [0]  # gap's only
+    metrics = json.loads((job_dir / "metrics.json").read_text())
+    assert (metrics["architecture"], metrics["epochs_run"]) == ("gap", 1)

@@ -8,26 +8,36 @@ Example (one machine, the CPU split into two replicas):
 Hyperparameters of the architecture are flags of their own (--lstm_units=32) or one
 list (--hparams=lstm_units=32,dropout=0.2); a name the architecture does not take fails
 the command and lists the valid ones. Running the same command again after a kill
-resumes from the last finished epoch; the job dir remembers its settings (run.json)
-and refuses a rerun with other ones unless --overwrite is given. On Vertex AI, AIP_MODEL_DIR, AIP_CHECKPOINT_DIR
-and AIP_TENSORBOARD_LOG_DIR choose the output directories, and TF_CONFIG with more than
-one task selects MultiWorkerMirroredStrategy.
+resumes from the last finished epoch. The job dir remembers its settings (run.json)
+and refuses a rerun with other ones; --overwrite deletes the old run first:
+
+  s140-train --data_dir=runs/data --job_dir=runs/bilstm --architecture=gap --overwrite
+
+In a terminal Keras shows a progress bar per epoch; otherwise (logs) one line per
+epoch. On Vertex AI, AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and AIP_TENSORBOARD_LOG_DIR
+choose the output directories, and TF_CONFIG with more than one task selects
+MultiWorkerMirroredStrategy.
 """
 
-import dataclasses
-import os
-import sys
+from preprocessing import quiet_tf
 
-from absl import app
-from absl import flags
-from absl import logging
+quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
 
-from preprocessing import schema
-from trainer import cli_flags
-from trainer import config
-from trainer import models
-from trainer import run_record
-from trainer import strategy
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from preprocessing import schema  # noqa: E402
+from trainer import cli_flags  # noqa: E402
+from trainer import cli_help  # noqa: E402
+from trainer import config  # noqa: E402
+from trainer import models  # noqa: E402
+from trainer import run_record  # noqa: E402
+from trainer import strategy  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
 
@@ -180,8 +190,19 @@ def _main_with_errors(argv):
         sys.exit(f"s140-train: error: {error}")
 
 
+def help_groups():
+    """The --help groups of s140-train's flags."""
+    return [
+        ("Data and outputs", ["data_dir", "job_dir", "overwrite"]),
+        ("Model", ["architecture", "hparams"]),
+        ("Hyperparameters (each also settable through --hparams)", sorted(_HPARAM_FLAGS)),
+        ("Training", ["epochs", "learning_rate", *cli_flags.FIT_FLAGS]),
+        ("Devices and speed", list(cli_flags.DEVICE_FLAGS)),
+    ]
+
+
 def run():
-    app.run(_main_with_errors)
+    cli_help.run(_main_with_errors, __doc__, help_groups())
 
 
 if __name__ == "__main__":

@@ -62,6 +62,12 @@ if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
     raise TypeError(f"Shared flags {sorted(_HOLDERS)} differ from RunSettings {sorted(_DEFAULTS)}.")
 
 
+# --help groups of the shared flags (trainer/cli_help.py): how a fit is fed and seeded,
+# and where and how fast it runs.
+FIT_FLAGS = ("batch_size", "early_stopping_patience", "seed")
+DEVICE_FLAGS = ("mixed_precision", "cpu_replicas", "steps_per_execution", "jit_compile")
+
+
 def run_settings():
     """{setting: flag value} of every `config.RunSettings` field (kwargs of a config)."""
     return {name: holder.value for name, holder in _HOLDERS.items()}

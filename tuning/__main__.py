@@ -20,12 +20,14 @@ into --tuner_dir and retrains the best configuration into --tuner_dir/best/ exac
 s140-train would (model/, metrics.json, report.md).
 """
 
-import os
+from preprocessing import quiet_tf
 
-# Before TensorFlow loads: its C++ start-up chatter would bury the sweep's progress.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before anything below loads TensorFlow: its C++ start-up lines would bury the sweep's
+# progress.
+quiet_tf.import_tensorflow()
 
 import dataclasses  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
 from absl import app  # noqa: E402
@@ -34,6 +36,7 @@ from absl import logging  # noqa: E402
 
 from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
+from trainer import cli_help  # noqa: E402
 from trainer import config as train_config  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import strategy  # noqa: E402
@@ -180,8 +183,21 @@ def _main_with_errors(argv):
         sys.exit(f"s140-tune: error: {error}")
 
 
+def help_groups():
+    """The --help groups of s140-tune's flags."""
+    return [
+        ("Data and outputs", ["data_dir", "tuner_dir"]),
+        ("Search", ["tuner", "architectures", "max_trials", "max_epochs", "hyperband_factor",
+                    "executions_per_trial", "objective", "tune_recurrent_dropout"]),
+        ("Each trial's fit", list(cli_flags.FIT_FLAGS)),
+        ("The best configuration", ["epochs_best"]),
+        ("Devices and speed", list(cli_flags.DEVICE_FLAGS)),
+        ("Several processes", ["role", "oracle_address", "worker_id", "worker_timeout_seconds"]),
+    ]
+
+
 def run():
-    app.run(_main_with_errors)
+    cli_help.run(_main_with_errors, __doc__, help_groups())
 
 
 if __name__ == "__main__":

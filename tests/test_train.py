@@ -402,3 +402,22 @@ def test_cli_errors_name_what_was_expected(sample_data_dir, tmp_path):
     code, stderr = results["unknown_flag"]
     assert code != 0 and "epochz" in stderr
     assert not (tmp_path / "job1").exists() and not (tmp_path / "job2").exists()
+
+
+def test_progress_bar_only_in_a_terminal(tmp_path):
+    import io
+    import pty
+
+    from trainer import run as run_lib
+
+    assert run_lib.progress_verbosity(io.StringIO()) == 0  # a log or a pipe
+    with open(tmp_path / "log.txt", "w") as log:
+        assert run_lib.progress_verbosity(log) == 0
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as terminal:
+            assert run_lib.progress_verbosity(terminal) == 1
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert run_lib.progress_verbosity(object()) == 0  # no isatty at all

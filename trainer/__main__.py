@@ -156,9 +156,11 @@ def main(argv):
     logging.info("Settings: %s", cfg)
     # trainer.train imports no more than this module did; the strategy (and with it
     # --cpu_replicas) is set up inside train() before any TensorFlow op runs.
+    from trainer import run as run_lib
     from trainer import train
 
-    metrics = train.train(cfg)
+    # A terminal gets Keras's per-step bar; logs (Vertex AI) one line per epoch.
+    metrics = train.train(cfg, verbose=run_lib.progress_verbosity(sys.stdout))
     if not metrics.get("chief", True):
         print("Worker finished; the chief writes the model, metrics and report.")
         return

@@ -214,8 +214,17 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None):
     return models.compile_model(model, learning_rate, steps)
 
 
-def fit(run, model, *, epochs, callbacks, initial_epoch=0):
-    """Trains `model` on the run's feeds; returns the keras History."""
+def progress_verbosity(stream):
+    """Keras's fit verbosity for output to `stream`: 1 (its per-step progress bar) in a
+    terminal, 0 elsewhere (Vertex AI logs, files, tests), where `callbacks.EpochLogger`'s
+    one line per epoch is the progress."""
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 0
+
+
+def fit(run, model, *, epochs, callbacks, initial_epoch=0, verbose=0):
+    """Trains `model` on the run's feeds; returns the keras History. `verbose` is
+    Keras's (see `progress_verbosity`)."""
     return model.fit(
         run.feeds.train,
         validation_data=run.feeds.val,
@@ -225,5 +234,5 @@ def fit(run, model, *, epochs, callbacks, initial_epoch=0):
         validation_steps=run.feeds.validation_steps,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles examples itself (data.make_dataset)
-        verbose=0,
+        verbose=verbose,
     )

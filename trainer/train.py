@@ -41,12 +41,13 @@ MODEL_FILE = "model.keras"
 _EVAL_BATCH_SIZE = 1024
 
 
-def train(cfg, *, environ=None):
+def train(cfg, *, environ=None, verbose=0):
     """Trains, saves, exports, evaluates and reports one model.
 
     Args:
       cfg: a `config.TrainConfig`.
       environ: a mapping like `os.environ` (TF_CONFIG, AIP_*); defaults to os.environ.
+      verbose: Keras's fit verbosity (`run.progress_verbosity`); 0: one log line per epoch.
 
     Returns:
       The content of metrics.json (on a non-chief worker, a smaller summary; nothing is
@@ -65,7 +66,7 @@ def train(cfg, *, environ=None):
         record = run_record.record_of(cfg, run.contract.metadata, run.hparams)
         run_record.claim(run.dirs, record, overwrite=cfg.overwrite)
     logging.info("Training %s %s for up to %d epoch(s).", cfg.architecture, run.hparams, cfg.epochs)
-    trained = fit(cfg, run)
+    trained = fit(cfg, run, verbose=verbose)
     if not run.chief:
         logging.info("Non-chief task %s finished; the chief writes the outputs.", run.task)
         return {
@@ -88,7 +89,7 @@ class Trained:
     steps: step_plan.StepPlan  # how each step ran (steps per execution, XLA)
 
 
-def fit(cfg, run):
+def fit(cfg, run, *, verbose=0):
     """Builds the model in the run's strategy, fits it with the run's callbacks and
     saves its best val_loss epoch as model.keras (every worker saves, as Keras's
     multi-worker guide says; only the chief's copy is kept)."""
@@ -106,7 +107,7 @@ def fit(cfg, run):
             with run.strategy.scope():
                 model = run_lib.build_model(run.contract, cfg.architecture, run.hparams, cfg.learning_rate, run=run)
             fit_started = time.perf_counter()
-            run_lib.fit(run, model, epochs=cfg.epochs, callbacks=run_callbacks.callbacks)
+            run_lib.fit(run, model, epochs=cfg.epochs, callbacks=run_callbacks.callbacks, verbose=verbose)
             fit_seconds = time.perf_counter() - fit_started
             if tf.io.gfile.exists(run_callbacks.best_model_path):
                 # The best val_loss epoch, also when it was reached before a kill and

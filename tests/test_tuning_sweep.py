@@ -186,6 +186,12 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(sample_data_di
     assert state["status"] == "RUNNING"
     first = json.loads((tuner_dir / "search" / "trial_0" / "trial.json").read_text())
     assert first["status"] == "COMPLETED"
+    # The CLI said so as it happened: one line per finished trial, its score and the best.
+    score = f"{first['score']:.4f}"
+    assert (
+        f"Trial 1 of 2 (id 0) COMPLETED in" in output
+        and f"val_accuracy {score}. Best so far: {score} (trial 0, gap)." in output
+    ), output[-3000:]
 
     # 2. The same command again: trial 1 runs again under its id, trial 0 is kept.
     result = sweep.run_sweep(config.SweepConfig(max_trials=2, **common), environ={})

@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from preprocessing import cli_help
 from preprocessing import download
 
 FETCHABLE = ("sentiment140", "glove")
@@ -108,9 +109,16 @@ def main(argv):
         print(f"  s140-preprocess {quoted} --output_dir=DATA_DIR")
 
 
+# --help lists these groups (preprocessing/cli_help.py).
+HELP_GROUPS = (
+    ("What to fetch", ("what", "glove", "cache_dir")),
+    ("Where from, and checks", ("base_url", "sentiment140_sha256", "glove_sha256")),
+)
+
+
 def run():
     """Console-script entry point (`s140-download`)."""
-    app.run(main)
+    cli_help.run(main, __doc__, HELP_GROUPS)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""--help of s140-train and s140-tune: their own flags, grouped, with examples, and
+"""--help of s140-train, s140-tune, s140-predict and s140-download: their own flags, grouped, with examples, and
 no TensorFlow start-up lines on stderr (the CLIs load TensorFlow quietly first)."""
 
 import os
@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import sys
 
-from trainer import cli_help
+from preprocessing import cli_help
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOISE = ("oneDNN", "cuInit", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")
@@ -65,3 +65,18 @@ def test_tune_help_lists_its_flags_grouped_with_examples():
         assert f"\n  {flag} (default: " in helped.stdout
     assert "  s140-tune --data_dir=runs/data --tuner_dir=runs/tune" in helped.stdout
     assert _noise(helped.stderr) == []
+
+
+def test_predict_and_download_help_list_their_flags_grouped_with_examples():
+    predicted = _help("trainer.predict_main")
+    assert predicted.returncode == 0, predicted.stderr
+    assert _sections(predicted.stdout) == ["Model", "Input and output"]
+    assert "  --model_dir (default: unset)\n      Directory of the exported model" in predicted.stdout
+    assert 's140-predict --model_dir=runs/job/model "I love this song"' in predicted.stdout
+    downloaded = _help("preprocessing.download_main")
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert _sections(downloaded.stdout) == ["What to fetch", "Where from, and checks"]
+    assert "  --glove (default: '6B')" in downloaded.stdout
+    for helped in (predicted, downloaded):
+        assert "Try --helpfull" not in helped.stdout
+        assert _noise(helped.stderr) == []

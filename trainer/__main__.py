@@ -33,7 +33,7 @@ from absl import logging  # noqa: E402
 
 from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
-from trainer import cli_help  # noqa: E402
+from preprocessing import cli_help  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import run_record  # noqa: E402

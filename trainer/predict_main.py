@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from preprocessing import cli_help
 from preprocessing import quiet_tf
 
 _MODEL_DIR = flags.DEFINE_string(
@@ -96,8 +97,15 @@ def _main_with_errors(argv):
         sys.exit(f"s140-predict: error: {error}")
 
 
+# --help lists these groups (preprocessing/cli_help.py).
+HELP_GROUPS = (
+    ("Model", ("model_dir", "threshold")),
+    ("Input and output", ("input_file", "format")),
+)
+
+
 def run():
-    app.run(_main_with_errors)
+    cli_help.run(_main_with_errors, __doc__, HELP_GROUPS)
 
 
 if __name__ == "__main__":

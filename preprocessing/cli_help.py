@@ -1,9 +1,10 @@
-"""--help of s140-train and s140-tune: the command's own flags, grouped, after its
+"""--help of the package's absl commands: the command's own flags, grouped, after its
 docstring (which holds the examples).
 
 absl's --help lists the key flags of the module named by sys.argv[0]; under a console
 script that is the script, which defines none, so all it printed was "Try --helpfull".
-CLI-side only: the two command-line modules call `run`.
+CLI-side only: the command-line modules call `run` (s140-preprocess has its own,
+which adds Beam's pass-through options).
 """
 
 import sys

@@ -109,9 +109,19 @@ def test_a_forced_encoding_reaches_the_reader(tmp_path):
     assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 41
 
 
-def test_help_lists_this_commands_flags_grouped_with_examples():
-    from preprocessing import __main__ as cli
+def _in_cli_process(code):
+    """Runs `code` (which prints JSON) in a fresh process with the CLI module imported as
+    `cli`: each command defines its flags in a process of its own, and other tests of
+    this session import other CLIs whose flags share names (--overwrite)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\nfrom preprocessing import __main__ as cli\n" + code],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
 
+
+def test_help_lists_this_commands_flags_grouped_with_examples():
     result = _cli("--help")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Try --helpfull" not in result.stdout
@@ -121,9 +131,11 @@ def test_help_lists_this_commands_flags_grouped_with_examples():
         assert line in result.stdout
     assert result.stdout.index("--train_csv:") < result.stdout.index("--output_dir:")
     # Every flag this command defines is in one group, once.
-    grouped = [name for _, names in cli.FLAG_GROUPS for name in names]
-    defined = {flag.name for flag in cli.flags.FLAGS.get_flags_for_module(cli)}
-    assert sorted(grouped) == sorted(defined) and len(defined) == 14
+    grouped, defined = _in_cli_process(
+        "print(json.dumps([[n for _, names in cli.FLAG_GROUPS for n in names],"
+        " [f.name for f in cli.flags.FLAGS.get_flags_for_module(cli)]]))"
+    )
+    assert sorted(grouped) == sorted(defined) and len(set(defined)) == 14
     assert _cli("-h").stdout == result.stdout
 
 
@@ -144,8 +156,6 @@ def test_a_run_logs_its_stages_and_rows_done(tmp_path):
 
 
 def test_a_user_error_from_a_worker_process_becomes_its_own_message():
-    from preprocessing import __main__ as cli
-
     text = (
         "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
         "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
@@ -153,7 +163,8 @@ def test_a_user_error_from_a_worker_process_becomes_its_own_message():
         "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
         "Received 7.14% (2 of 28 rows read). [while running 'WriteMetadata/WriteJson']\n"
     )
-    assert cli.user_error_from_worker(RuntimeError(text)) == (
-        "Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read)."
+    texts = [text, "builtins.KeyError: 'train'"]
+    found = _in_cli_process(
+        f"print(json.dumps([cli.user_error_from_worker(RuntimeError(t)) for t in {texts!r}]))"
     )
-    assert cli.user_error_from_worker(RuntimeError("builtins.KeyError: 'train'")) is None
+    assert found == ["Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read).", None]

@@ -36,6 +36,11 @@ def _collapse_repeats(letters):
     return pattern, rewrite
 
 
+# The tokens links and user names become (rules below). Readers find their ids in the
+# vocabulary (trainer/slices.py); a literal word "url" or "user" is the same token.
+LINK_TOKEN = "url"
+MENTION_TOKEN = "user"
+
 # Applied in order after lower-casing. Each comment says why the rule exists.
 _RULES = (
     # Sentiment140 keeps HTML escapes ("&quot;", "&amp;"); an apostrophe must survive
@@ -44,8 +49,8 @@ _RULES = (
     (r"&[a-z]+;|&#[0-9]+;", " "),
     # Links and user names are never in GloVe; the GloVe words "url" and "user" keep
     # the fact that a tweet has one (replies and link shares differ in tone).
-    (r"(?:https?://|www\.)\S+", " url "),
-    (r"@\w+", " user "),
+    (r"(?:https?://|www\.)\S+", f" {LINK_TOKEN} "),
+    (r"@\w+", f" {MENTION_TOKEN} "),
     # "loooove" -> "loove", "sooooo" -> "soo": two keeps real doubles ("good", "too").
     _collapse_repeats("abcdefghi"),
     _collapse_repeats("jklmnopqr"),

@@ -23,6 +23,7 @@ from trainer import config
 from trainer import data
 from trainer import export
 from trainer import files
+from trainer import slices
 from trainer import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -237,8 +238,25 @@ def test_two_replica_run_writes_a_working_model(sample_data_dir, tmp_path):
     serving_accuracy = np.mean((serving(texts) > 0.5) == records["label"])
     assert abs(serving_accuracy - metrics["accuracy"]) <= 0.02
 
+    # Slices of val and test; each family partitions its split, and the test slices
+    # are those of model.keras's predictions.
+    assert sorted(metrics["slices"]) == ["test", "val"]
+    for split in ("val", "test"):
+        for family, rows in metrics["slices"][split].items():
+            assert sum(row["count"] for row in rows) == contract.count(split), (split, family)
+    markers = slices.marker_ids(contract.metadata, contract.vocab_tokens)
+    assert None not in (markers.link, markers.mention)  # the sample has links and mentions
+    expected = slices.slice_metrics(records["token_ids"], records["label"], predicted.astype(int), markers)
+    for family, rows in expected.items():
+        got = metrics["slices"]["test"][family]
+        assert [(r["slice"], r["count"]) for r in got] == [(r["slice"], r["count"]) for r in rows]
+        assert [r["accuracy"] for r in got] == pytest.approx([r["accuracy"] for r in rows], abs=0.02)
+
     report = (job_dir / "report.md").read_text()
     assert "Training report: bilstm" in report and f"{metrics['accuracy']:.4f}" in report
+    with_link = metrics["slices"]["val"]["link"][0]
+    assert with_link["slice"] == "with link" and with_link["count"] > 0
+    assert f"| link | with link | {with_link['count']:,} | {with_link['accuracy']:.4f} |" in report
     assert (job_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (job_dir / "checkpoints" / "best.keras").exists()
     assert not (job_dir / "checkpoints" / "backup").exists()  # deleted after a finished fit
@@ -261,6 +279,10 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (32, True)
     report = (tmp_path / "job" / "report.md").read_text()
     assert "test split is empty" in report and "32 step(s) per execution, XLA on" in report
+    # Only val is sliced, and the report's table has no test columns.
+    assert list(metrics["slices"]) == ["val"]
+    assert sum(row["count"] for row in metrics["slices"]["val"]["length"]) == metadata["counts"]["val"]
+    assert "| family | slice | val count | val accuracy |\n" in report
 
 
 def test_step_flags_override_the_choice_and_levers_across_replicas_fail_early(sample_data_dir, tmp_path):

@@ -7,12 +7,17 @@ agrees with the loss logged during training.
 
 The decision rule is `probability > threshold`, the same as Keras' BinaryAccuracy,
 Precision and Recall, so the report agrees with the metrics logged during training.
+`evaluate_splits` adds the accuracy per slice of each split (`trainer.slices`).
 """
+
+import typing
 
 import numpy as np
 from sklearn import metrics as sk_metrics
 
 from preprocessing._tf import tf
+from trainer import data
+from trainer import slices as slices_lib
 
 # Keras' backend epsilon: the clip its binary cross-entropy applies to probabilities.
 _EPSILON = 1e-7
@@ -100,26 +105,66 @@ def _check(labels, probabilities, threshold):
     return labels.astype(np.int64), probabilities
 
 
-def evaluate_model(model, dataset, *, threshold=0.5):
-    """`binary_metrics` of `model` on every batch of `dataset`.
+def predict_dataset(model, dataset):
+    """(token ids [n, max_length], labels [n], probabilities [n]) of one pass of `dataset`.
 
     Args:
       model: a keras.Model from token ids to the positive probability [batch, 1].
       dataset: yields (token_ids, labels) batches, e.g. `trainer.data.make_dataset(...,
-        "test", ...)`. One pass; labels and predictions come from the same batch, so a
+        "test", ...)`. Ids, labels and predictions come from the same batch, so a
         shuffled dataset is fine.
+    """
+    # One traced function instead of eager layer calls per batch; it runs outside any
+    # distribution strategy, so a model trained under MirroredStrategy works as is.
+    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    token_ids, labels, probabilities = [], [], []
+    for batch_ids, batch_labels in dataset:
+        probabilities.append(np.asarray(tf.cast(predict(batch_ids), tf.float32)).reshape(-1))
+        labels.append(np.asarray(batch_labels).reshape(-1))
+        token_ids.append(np.asarray(batch_ids))
+    if not labels:
+        raise ValueError("Expected a dataset with at least one batch. Received: an empty dataset.")
+    return np.concatenate(token_ids), np.concatenate(labels), np.concatenate(probabilities)
+
+
+def evaluate_model(model, dataset, *, threshold=0.5):
+    """`binary_metrics` of `model` on every batch of `dataset` (see `predict_dataset`).
+
+    Args:
+      model: a keras.Model from token ids to the positive probability [batch, 1].
+      dataset: yields (token_ids, labels) batches.
       threshold: decision threshold (probability > threshold is positive).
 
     Returns:
       The dict of `binary_metrics`.
     """
-    # One traced function instead of eager layer calls per batch; it runs outside any
-    # distribution strategy, so a model trained under MirroredStrategy works as is.
-    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    labels, probabilities = [], []
-    for token_ids, batch_labels in dataset:
-        probabilities.append(np.asarray(tf.cast(predict(token_ids), tf.float32)).reshape(-1))
-        labels.append(np.asarray(batch_labels).reshape(-1))
-    if not labels:
-        raise ValueError("Expected a dataset with at least one batch. Received: an empty dataset.")
-    return binary_metrics(np.concatenate(labels), np.concatenate(probabilities), threshold)
+    _, labels, probabilities = predict_dataset(model, dataset)
+    return binary_metrics(labels, probabilities, threshold)
+
+
+class SplitEvaluation(typing.NamedTuple):
+    metrics: dict  # `binary_metrics`
+    slices: dict  # `slices.slice_metrics`
+
+
+def evaluate_splits(model, contract, splits, *, batch_size, threshold=0.5):
+    """{split: `SplitEvaluation`} of `model` on each of `splits` of a data directory.
+
+    Args:
+      model: a keras.Model from token ids to the positive probability [batch, 1].
+      contract: the `data.Contract`; its metadata and vocabulary define the slices.
+      splits: e.g. ("val", "test").
+      batch_size: examples per inference batch.
+      threshold: decision threshold (probability > threshold is positive).
+    """
+    markers = slices_lib.marker_ids(contract.metadata, contract.vocab_tokens)
+    evaluations = {}
+    for split in splits:
+        dataset = data.make_dataset(contract, split, batch_size=batch_size)
+        token_ids, labels, probabilities = predict_dataset(model, dataset)
+        predicted = predicted_labels(probabilities, threshold)
+        evaluations[split] = SplitEvaluation(
+            metrics=binary_metrics(labels, probabilities, threshold),
+            slices=slices_lib.slice_metrics(token_ids, labels, predicted, markers),
+        )
+    return evaluations

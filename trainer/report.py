@@ -15,6 +15,7 @@ import posixpath
 import numpy as np
 
 from preprocessing._tf import tf
+from trainer import slices as slices_lib
 
 LEARNING_CURVES_FILE = "learning_curves.png"
 REPORT_FILE = "report.md"
@@ -34,7 +35,7 @@ def _size(weight):
     return math.prod(int(d) for d in weight.shape)
 
 
-def write_report(job_dir, *, history, metrics, metadata, settings):
+def write_report(job_dir, *, history, metrics, metadata, settings, slices=None):
     """Writes `learning_curves.png` (when matplotlib is installed) and `report.md`.
 
     Args:
@@ -47,6 +48,7 @@ def write_report(job_dir, *, history, metrics, metadata, settings):
         specially: "architecture", "hparams" (dict), "parameters" (`parameter_counts`),
         "data_dir", "export_dir", "wall_time_seconds", "examples_per_second" (computed
         from train count x epochs / wall time when absent).
+      slices: {split: `slices.slice_metrics`}, e.g. val and test; None: no slice table.
 
     Returns:
       {"report": path of report.md, "learning_curves": path of the PNG or None}.
@@ -65,6 +67,7 @@ def write_report(job_dir, *, history, metrics, metadata, settings):
     markdown = render_markdown(
         history=history, metrics=metrics, metadata=metadata, settings=settings,
         learning_curves=LEARNING_CURVES_FILE if png is not None else None, no_plot_reason=why_not,
+        slices=slices,
     )
     with tf.io.gfile.GFile(report_path, "w") as handle:
         handle.write(markdown)
@@ -110,7 +113,7 @@ def _learning_curves_png(history, *, title=None):
 # --- Markdown.
 
 
-def render_markdown(*, history, metrics, metadata, settings, learning_curves, no_plot_reason=None):
+def render_markdown(*, history, metrics, metadata, settings, learning_curves, no_plot_reason=None, slices=None):
     """report.md as a string (see `write_report`)."""
     architecture = settings.get("architecture", metadata.get("architecture", "model"))
     sections = [
@@ -120,6 +123,7 @@ def render_markdown(*, history, metrics, metadata, settings, learning_curves, no
         _data_section(metadata, settings),
         _curves_section(history, learning_curves, no_plot_reason),
         _metrics_section(metrics),
+        _slices_section(slices, metadata),
         _speed_section(history, metadata, settings),
         _serving_section(settings),
     ]
@@ -232,6 +236,28 @@ def _metrics_section(metrics):
         f"| **negative** | {cm['tn']:,} (tn) | {cm['fp']:,} (fp) |",
         f"| **positive** | {cm['fn']:,} (fn) | {cm['tp']:,} (tp) |",
     ]
+    return "\n".join(lines)
+
+
+def _slices_section(slices, metadata):
+    """One row per slice, a count and an accuracy column per split (val, test)."""
+    if not slices:
+        return ""
+    splits = list(slices)
+    lines = [
+        "## Slices",
+        "",
+        "Accuracy and count of each split's tweets by what they look like; the counts of "
+        "a family add up to the split's. " + slices_lib.describe(metadata),
+        "",
+        "| family | slice | " + " | ".join(f"{split} count | {split} accuracy" for split in splits) + " |",
+        "|---|---" + "|---|---" * len(splits) + "|",
+    ]
+    for family in slices_lib.FAMILIES:
+        # Every split has the same buckets in the same order (trainer/slices.py).
+        for rows in zip(*(slices[split][family] for split in splits)):
+            cells = [f"{_fmt(row['count'])} | {_fmt(row['accuracy'])}" for row in rows]
+            lines.append(f"| {family} | {_fmt(rows[0]['slice'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -28,6 +28,8 @@ class RunSummary:
     train_examples_per_second: typing.Optional[float]
     fit_seconds: float
     steps: typing.Any  # the `step_plan.StepPlan` the model was compiled with
+    # split -> `slices.slice_metrics`: val, and test when the run scores it
+    slices: typing.Mapping[str, typing.Any] = dataclasses.field(default_factory=dict)
 
     @property
     def epochs_run(self):
@@ -80,6 +82,7 @@ class RunSummary:
             "fit_seconds": self.fit_seconds,
             "seed": cfg.seed,
             "data_dir": cfg.data_dir,
+            "slices": jsonable(dict(self.slices)),
             "outputs": dict(outputs),
             "wall_time_seconds": wall_time_seconds,
         }

@@ -5,7 +5,7 @@ Outputs (the chief's; other workers of a multi-worker run write nothing there):
 
   <job_dir>/run.json            the settings the job dir was started with (run_record)
   <job_dir>/model.keras         the trained Keras model (best val_loss epoch)
-  <job_dir>/metrics.json        evaluation, sizes, speed and settings of the run
+  <job_dir>/metrics.json        evaluation (+ slices of val/test), sizes, speed, settings
   <job_dir>/history.json        per-epoch logs, across resumes
   <job_dir>/report.md, learning_curves.png
   <model_dir>/                  serving SavedModel: raw tweets in, probability out
@@ -26,7 +26,6 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
-from trainer import data
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
 from trainer import files
@@ -142,9 +141,13 @@ def finish(cfg, run, trained, *, started):
         export_dir=dirs.model_dir,
     )
     eval_split, eval_note = _evaluation_split(run.contract)
-    evaluation = evaluate_lib.evaluate_model(
-        serving_model, data.make_dataset(run.contract, eval_split, batch_size=_EVAL_BATCH_SIZE)
+    # Slices of val always, and of test when the run scores it (trainer/slices.py).
+    evaluated = evaluate_lib.evaluate_splits(
+        serving_model, run.contract, ("val", "test") if eval_split == "test" else ("val",),
+        batch_size=_EVAL_BATCH_SIZE,
     )
+    evaluation = evaluated[eval_split].metrics
+    slices = {split: scored.slices for split, scored in evaluated.items()}
     history_path = posixpath.join(dirs.job_dir, callbacks_lib.HISTORY_FILE)
     summary = summary_lib.RunSummary(
         cfg=cfg,
@@ -158,6 +161,7 @@ def finish(cfg, run, trained, *, started):
         train_examples_per_second=trained.examples_per_second,
         fit_seconds=trained.fit_seconds,
         steps=trained.steps,
+        slices=slices,
     )
     outputs = {
         "model_keras": trained.model_path,
@@ -174,6 +178,7 @@ def finish(cfg, run, trained, *, started):
         metrics=evaluation if eval_split == "test" else None,
         metadata=run.contract.metadata,
         settings=summary.report_settings(wall_time_seconds=time.perf_counter() - started),
+        slices=slices,
     )
     outputs.update({key: path for key, path in report_paths.items() if path})
     metrics = summary.metrics(wall_time_seconds=time.perf_counter() - started, outputs=outputs)

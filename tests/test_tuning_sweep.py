@@ -95,6 +95,10 @@ def test_random_sweep_outputs_agree_and_the_best_model_serves(random_sweep):
     assert metrics["learning_rate"] == best["learning_rate"]
     assert metrics["epochs_requested"] == 1 and metrics["replicas"] == 2
     assert (tuner_dir / "best" / "report.md").exists()
+    # The retraining's evaluation slices, as any s140-train run's.
+    assert sorted(metrics["slices"]) == ["test", "val"]
+    assert sum(row["count"] for row in metrics["slices"]["test"]["length"]) == metrics["count"]
+    assert "## Slices" in (tuner_dir / "best" / "report.md").read_text()
     predictions = predict.predict(str(tuner_dir / "best" / "model"), ["i love this so much", "worst day ever"])
     assert [p.text for p in predictions] == ["i love this so much", "worst day ever"]
     assert all(0.0 <= p.probability <= 1.0 and p.label in ("positive", "negative") for p in predictions)

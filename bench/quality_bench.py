@@ -74,21 +74,29 @@ def print_table(result):
     print(f"| {base['name']} (baseline) | {base['val_accuracy']:.4f} | {test} | | | |")
 
 
+def slice_rows(slices, path=()):
+    """(path of keys, row) of every {"slice", "count", "accuracy"} row in metrics.json's
+    `slices` ({split: {family: [row, ...]}}), in their order."""
+    if isinstance(slices, dict):
+        for key, value in slices.items():
+            yield from slice_rows(value, (*path, str(key)))
+    elif isinstance(slices, list):
+        for row in slices:
+            if isinstance(row, dict):
+                yield path, row
+
+
 def print_slices(slices):
-    """The winner's slices, as a table when they are {slice: {bucket: {accuracy, count}}}."""
-    if isinstance(slices, dict) and all(isinstance(v, dict) for v in slices.values()):
-        print("| slice | bucket | accuracy | count |")
-        print("|---|---|---|---|")
-        for name, buckets in slices.items():
-            for bucket, values in buckets.items():
-                if isinstance(values, dict):
-                    accuracy = values.get("accuracy")
-                    shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
-                    print(f"| {name} | {bucket} | {shown} | {values.get('count', '')} |")
-                else:
-                    print(f"| {name} | {bucket} | {values} | |")
-    else:
+    rows = list(slice_rows(slices))
+    if not rows:  # a layout this script does not know: show it as it is
         print(json.dumps(slices, indent=2, sort_keys=True))
+        return
+    print("| split / family | slice | accuracy | count |")
+    print("|---|---|---|---|")
+    for path, row in rows:
+        accuracy = row.get("accuracy")
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
+        print(f"| {' / '.join(path)} | {row.get('slice', '')} | {shown} | {row.get('count', '')} |")
 
 
 def main():

@@ -185,3 +185,18 @@ def test_cli_names_an_unknown_architecture():
 
 def test_chart_without_epochs_says_why():
     assert compare_chart.learning_curves_png({"gap": {}}) == (None, "no epoch was recorded")
+
+
+def test_help_lists_the_compare_flags_and_the_shared_ones_grouped():
+    helped = subprocess.run(
+        [sys.executable, "-m", "trainer.compare_main", "--help"], env=_env(), capture_output=True, text=True,
+        timeout=120,
+    )
+    assert helped.returncode == 0, helped.stderr
+    groups = [line[:-1] for line in helped.stdout.split("\n\n\n")[-1].splitlines()
+              if line.endswith(":") and not line.startswith(" ")]
+    assert groups == ["Data and outputs", "Models", "Training (the same for every architecture)", "Devices and speed"]
+    for flag in ("--data_dir", "--job_dir", "--overwrite", "--architectures", "--epochs", "--learning_rate",
+                 "--batch_size", "--early_stopping_patience", "--seed", "--cpu_replicas", "--jit_compile"):
+        assert f"\n  {flag} (default: " in helped.stdout
+    assert "  s140-compare --data_dir=runs/data --job_dir=runs/compare" in helped.stdout

@@ -200,3 +200,24 @@ def test_help_lists_the_compare_flags_and_the_shared_ones_grouped():
                  "--batch_size", "--early_stopping_patience", "--seed", "--cpu_replicas", "--jit_compile"):
         assert f"\n  {flag} (default: " in helped.stdout
     assert "  s140-compare --data_dir=runs/data --job_dir=runs/compare" in helped.stdout
+
+
+def test_without_matplotlib_the_page_names_the_plots_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import fails
+    png, why_not = compare_chart.learning_curves_png({"gap": {"accuracy": [0.6], "loss": [0.7]}})
+    assert png is None and why_not == "matplotlib is not installed (`pip install 's140-trainer[plots]'`)"
+    row = dict(
+        architecture="gap", parameters=10, trainable_parameters=4, best_epoch=1, epochs_run=1, best_val_accuracy=0.6,
+        best_val_loss=0.7, highest_val_accuracy=0.6, train_val_gap=-0.01, seconds_per_epoch=1.5, test_accuracy=None,
+    )
+    result = dict(
+        data_dir="d", counts={"train": 8, "val": 2, "test": 0}, settings={"seed": 42}, rows=[row],
+        baseline=dict(name=baseline.NAME, val_accuracy=0.5, test_accuracy=None, features=3),
+        outputs={"curves": None},
+    )
+    markdown = compare.render_markdown(result, no_plot_reason=why_not)
+    assert f"No image: {why_not}." in markdown
+    assert _table_row(markdown, "[gap](gap/report.md)") == [
+        "[gap](gap/report.md)", "10 (4)", "1 / 1", "0.6000", "0.7000", "0.6000", "-0.0100", "1.5", "n/a",
+    ]
+    assert "it beats the baseline on val (+0.1000)." in markdown

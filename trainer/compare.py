@@ -158,6 +158,8 @@ def compare(base, architectures, *, environ=None, verbose=0):
     }
     if png:
         files.write_atomically(outputs["curves"], png)
+    else:
+        logging.warning("No %s: %s.", CURVES_FILE, why_not)
     result = {
         "data_dir": base.data_dir,
         "counts": {split: contract.count(split) for split in ("train", "val", "test")},
@@ -217,7 +219,7 @@ def render_markdown(result, *, no_plot_reason=None):
             f"{_fmt(row['seconds_per_epoch'], digits=1)} | {_fmt(row['test_accuracy'])} |"
         )
     lines.append(
-        f"| {baseline['name']} (baseline) | {baseline['features']:,} n-grams (+1) | | "
+        f"| {baseline['name']} (baseline) | {baseline['features']:,} n-gram weights + 1 bias | | "
         f"{_fmt(baseline['val_accuracy'])} | | | | | {_fmt(baseline['test_accuracy'])} |"
     )
     lines += ["", *_explanations(), "", *_verdict(rows, baseline), "", "## Learning curves", ""]
@@ -261,7 +263,7 @@ def _verdict(rows, baseline):
 def _fmt(value, *, digits=4, signed=False):
     if value is None:
         return "n/a"
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, int):  # bool too
         return str(value)
     if isinstance(value, float):
         return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"

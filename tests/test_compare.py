@@ -125,6 +125,9 @@ def test_a_finished_run_with_other_epochs_is_not_taken_as_finished(sample_data_d
         metadata,
     )
     assert not compare.finished(compare.architecture_config(_base(sample_data_dir, job_dir, epochs=1), "flatten"), metadata)
+    # A rerun killed before its end: history.json restarted beside the old metrics.json.
+    (job_dir / "gap" / "history.json").write_text(json.dumps({"epoch": [], "loss": []}))
+    assert not compare.finished(one_epoch, metadata)
 
 
 def _env():

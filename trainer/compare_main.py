@@ -1,0 +1,121 @@
+"""s140-compare: the course's comparison of architectures on one data directory.
+
+Example (the course's chapter: GAP against one and two LSTMs, Conv1D and GRU):
+
+  s140-compare --data_dir=runs/data --job_dir=runs/compare \\
+      --architectures=gap,bilstm,stacked_bilstm,conv1d,bigru --epochs=10
+
+Each architecture is trained by the path of s140-train, with the same settings, into
+<job_dir>/<architecture>/ (a full s140-train run: model, export, metrics.json,
+report.md). Then <job_dir>/compare.md sets them side by side: parameters, best val
+accuracy and loss and their epoch, the train-val gap (overfitting), seconds per epoch,
+test accuracy, the learning curves overlaid (compare_curves.png), and a TF-IDF +
+logistic regression baseline fitted on the same train split. Running the same command
+again skips the architectures that finished and resumes the one that was killed;
+--overwrite trains every one afresh.
+"""
+
+from preprocessing import quiet_tf
+
+quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
+
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from preprocessing import cli_help  # noqa: E402
+from preprocessing import schema  # noqa: E402
+from trainer import cli_flags  # noqa: E402
+from trainer import config  # noqa: E402
+from trainer import models  # noqa: E402
+from trainer import run_record  # noqa: E402
+from trainer import strategy  # noqa: E402
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
+
+_JOB_DIR = flags.DEFINE_string(
+    "job_dir", None,
+    "Where compare.md, compare.json, compare_curves.png and one sub-directory per "
+    "architecture (an s140-train run each) are written (local or gs://).",
+)
+_ARCHITECTURES = flags.DEFINE_list(
+    "architectures", list(models.ARCHITECTURES),
+    f"Architectures to compare, in table order; any of {list(models.ARCHITECTURES)}.",
+)
+_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs of each architecture.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False,
+    "Delete every compared architecture's old run and train it afresh. Without it, a "
+    "finished architecture is not trained again and a killed one resumes; one started "
+    "with other settings is refused, as s140-train refuses it.",
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
+    if not cli_flags.DATA_DIR.value:
+        raise app.UsageError("--data_dir is required.")
+    if not _JOB_DIR.value:
+        raise app.UsageError("--job_dir is required.")
+    unknown = [name for name in _ARCHITECTURES.value if name not in models.ARCHITECTURES]
+    if unknown:
+        raise app.UsageError(
+            f"Expected --architectures from {list(models.ARCHITECTURES)}. Received unknown: {unknown}."
+        )
+    # The shared flags (cli_flags) fill every setting s140-train's flags fill; the
+    # architecture is set per run by trainer.compare.
+    base = config.TrainConfig(
+        **cli_flags.run_settings(),
+        job_dir=_JOB_DIR.value,
+        epochs=_EPOCHS.value,
+        learning_rate=_LEARNING_RATE.value,
+        overwrite=_OVERWRITE.value,
+    )
+    logging.info("Settings of every architecture: %s", base)
+    from trainer import compare
+    from trainer import run as run_lib
+
+    result = compare.compare(base, _ARCHITECTURES.value, verbose=run_lib.progress_verbosity(sys.stdout))
+    for row in result["rows"]:
+        print(
+            f"{row['architecture']}: val accuracy {row['best_val_accuracy']:.4f} at epoch "
+            f"{row['best_epoch']} ({result['trained'][row['architecture']]})"
+        )
+    print(f"baseline ({result['baseline']['name']}): val accuracy {result['baseline']['val_accuracy']:.4f}")
+    print(f"Comparison: {result['outputs']['compare_md']}")
+
+
+# Errors that are certainly the user's to fix: printed as one line, without a traceback.
+_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError)
+
+
+def _main_with_errors(argv):
+    try:
+        main(argv)
+    except (*_USER_ERRORS, ValueError) as error:
+        # ValueError: mostly settings, but TensorFlow raises it for its own failures too.
+        logging.exception("The comparison failed.")
+        sys.exit(f"s140-compare: error: {error}")
+
+
+def help_groups():
+    """The --help groups of s140-compare's flags."""
+    return [
+        ("Data and outputs", ["data_dir", "job_dir", "overwrite"]),
+        ("Models", ["architectures"]),
+        ("Training (the same for every architecture)", ["epochs", "learning_rate", *cli_flags.FIT_FLAGS]),
+        ("Devices and speed", list(cli_flags.DEVICE_FLAGS)),
+    ]
+
+
+def run():
+    cli_help.run(_main_with_errors, __doc__, help_groups())
+
+
+if __name__ == "__main__":
+    run()

@@ -16,8 +16,10 @@ What the Dockerfile does, and what this does instead:
   and the checks chained to it: every such RUN of the Dockerfile, read from it, run
   by /bin/sh in that directory with the ARG defaults and the ENV of the Dockerfile,
   and the venv's bin/ first on PATH, so `python3` and the console scripts are the
-  venv's. The one change to the ENV: PIP_NO_CACHE_DIR is dropped, so pip's cache
-  keeps a rebuild to minutes. The package is installed non-editable, as in the image.
+  venv's. The changes to the ENV, for speed only: PIP_NO_CACHE_DIR is dropped (pip may
+  use its cache) and PIP_NO_COMPILE=1 is added (pip does not byte-compile the ~1.5 GB
+  it installs; Python compiles what runs, on first import). The package is installed
+  non-editable, as in the image.
 
 The venv is kept under ~/.cache/s140/image-py<version>-<hash> (tests/cached_venv.py),
 the hash over Dockerfile, constraints.txt and setup.py: a change to any of them builds a
@@ -50,7 +52,7 @@ _NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 _SOURCES_MARK = ".s140-sources"  # in the venv: the digest of the sources it was installed from
 _INSTALL_TIMEOUT = 1800
 # Part of the cache key: change it when this module changes how the venv is built.
-_RECIPE = "tensorflow==TF_VERSION, then the Dockerfile's pip install RUN lines"
+_RECIPE = "tensorflow==TF_VERSION, then the Dockerfile's pip install RUN lines; PIP_NO_COMPILE=1"
 
 
 def _digest(paths):
@@ -89,7 +91,10 @@ def _copy_context(destination):
 def _build_environment(python):
     """What a RUN of the Dockerfile sees: its ARG defaults and ENV, the venv first on PATH."""
     environ = {**run_environment(), **image_recipe.arg_defaults()}
-    environ.pop("PIP_NO_CACHE_DIR", None)  # the one change: pip's cache keeps rebuilds short
+    # The changes, for speed only: pip's cache may be used, and pip does not byte-compile
+    # the ~1.5 GB it installs (Python compiles what the tests import, on first import).
+    environ.pop("PIP_NO_CACHE_DIR", None)
+    environ["PIP_NO_COMPILE"] = "1"
     environ["PATH"] = f"{pathlib.Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return environ
 

@@ -8,9 +8,9 @@ scores raw tweets through `serving_default`, as TensorFlow Serving in that conta
 does for {"instances": [...]}. The probabilities must equal the trainer's own.
 
 The side environment (python -m venv + pip install tensorflow-cpu==2.15.*) is created
-on first use and cached under ~/.cache/s140/serving-tf-2.15 ($S140_SERVING_VENV
-overrides; tests/cached_venv.py); the test skips when it cannot be created (no network, or a Python that
-TensorFlow 2.15 has no wheels for).
+on first use and cached under ~/.cache/s140/serving-tf-2.15 (tests/cached_venv.py;
+$S140_SERVING_VENV overrides); the test skips when it cannot be created (no network, or
+a Python that TensorFlow 2.15 has no wheels for).
 """
 
 import json

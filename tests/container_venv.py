@@ -123,7 +123,7 @@ def _run_install_lines(python):
 
 def _build(python):
     # The base image's TensorFlow (see the module docstring for what differs).
-    _run('python3 -m pip install "tensorflow==${TF_VERSION}"', python, cwd=pathlib.Path(python).parent)
+    _run('python3 -m pip install "tensorflow==${TF_VERSION}"', python, cwd=pathlib.Path(python).parent.parent)
     _run_install_lines(python)
 
 
@@ -179,12 +179,14 @@ def run_environment(environ=os.environ):
 def image_python():
     """bin/python3 of the training image's venv (see the module docstring)."""
     with contextlib.ExitStack() as stack:
+        failure = None
         try:
             python = stack.enter_context(image_venv())
         except cached_venv.BuildError as error:
-            reason = f"the training image's venv could not be built at {venv_path()}: {error}"
+            failure = f"the training image's venv could not be built at {venv_path()}: {error}"
+        if failure is not None:  # outside the except: the message, not a chain of tracebacks
             if os.environ.get("S140_OFFLINE") and os.environ.get("CI") != "true":
-                pytest.skip(f"S140_OFFLINE is set and {reason}")
-            pytest.fail(f"{reason}\nIt needs PyPI (pip's network); outside CI, S140_OFFLINE=1 skips these tests.",
+                pytest.skip(f"S140_OFFLINE is set and {failure}")
+            pytest.fail(f"{failure}\nIt needs PyPI (pip's network); outside CI, S140_OFFLINE=1 skips these tests.",
                         pytrace=False)
         yield python

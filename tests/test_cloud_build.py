@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+import image_recipe  # tests/: what the Dockerfile and constraints.txt say
+
 yaml = pytest.importorskip("yaml", reason="the test extra installs pyyaml")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,18 +155,12 @@ def test_default_command_prints_the_trainers_flags_and_exits_0():
     assert "--train_csv" not in result.stdout and "--tuner_dir" not in result.stdout  # other commands' flags
 
 
-def _pins():
-    with open(os.path.join(REPO, "constraints.txt")) as handle:
-        lines = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
-    return dict(line.split("==") for line in lines)
-
-
 def test_constraints_pin_every_image_requirement_and_leave_tensorflow_to_the_base_image():
     from packaging.utils import canonicalize_name
 
     import freeze_constraints  # tests/: how constraints.txt is made
 
-    pins = _pins()
+    pins = image_recipe.pins()
     assert all(name == canonicalize_name(name) and version for name, version in pins.items())
     assert not {"tensorflow", "tensorflow-cpu", "tf-keras"} & set(pins)
     for requirement in freeze_constraints.image_requirements():
@@ -179,7 +175,7 @@ def test_beam_is_one_version_in_the_dockerfile_setup_py_constraints_and_s140_sub
     dockerfile_beam = re.search(r"^ARG BEAM_VERSION=(\S+)$", _dockerfile(), re.M)[1]
     with open(os.path.join(REPO, "setup.py")) as handle:
         setup_beam = re.search(r'^BEAM_VERSION = "(\S+)"$', handle.read(), re.M)[1]
-    assert dockerfile_beam == setup_beam == _pins()["apache-beam"] == dataflow.IMAGE_BEAM_VERSION
+    assert dockerfile_beam == setup_beam == image_recipe.pins()["apache-beam"] == dataflow.IMAGE_BEAM_VERSION
 
 
 def _hadolint():

@@ -1,17 +1,19 @@
 """The container started on localhost exactly as Vertex AI and Dataflow would start it.
 
 The job body is what `s140-submit ... --dry_run` prints; for each replica of it the
-container's entry point runs here (`python -m cloud.entrypoint <args from the spec>`)
-with the image's ENV (from the Dockerfile) and the environment Vertex would set
-(tests/vertex_replicas.py): CLUSTER_SPEC and TF_CONFIG naming localhost ports,
-AIP_MODEL_DIR/AIP_CHECKPOINT_DIR/AIP_TENSORBOARD_LOG_DIR under tmp_path. The only
-substitution: the job's gs:// data directory becomes the local sample data directory.
-Dataflow starts the same image with Beam's boot flags; a stand-in boot loader shows that
-the entry point hands them over unchanged.
+container's entry point runs here (the Dockerfile's ENTRYPOINT, `python3 -m
+cloud.entrypoint <args from the spec>`) with the image's ENV (from the Dockerfile) and
+the environment Vertex would set (tests/vertex_replicas.py): CLUSTER_SPEC and TF_CONFIG
+naming localhost ports, AIP_MODEL_DIR/AIP_CHECKPOINT_DIR/AIP_TENSORBOARD_LOG_DIR under
+tmp_path. The interpreter is the image's: a fresh venv installed by the Dockerfile's own
+pip install line from constraints.txt, the package non-editable, nothing of this
+checkout on Python's path (tests/container_venv.py; the substitutions for the base
+image are listed there). The only substitution in the job: its gs:// data directory
+becomes the local sample data directory. Dataflow starts the same image with Beam's boot
+flags; a stand-in boot loader shows that the entry point hands them over unchanged.
 """
 
 import datetime
-import importlib.util
 import io
 import json
 import os
@@ -23,20 +25,14 @@ import pytest
 
 from cloud import __main__ as cli
 
+import container_venv  # tests/: the image's venv
+import image_recipe  # tests/: what the Dockerfile and constraints.txt say
 import vertex_replicas  # tests/: Vertex's part in starting replicas
+from container_venv import image_python  # noqa: F401 (a fixture)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_URI = "gs://s140-bucket/data"
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 NOW = datetime.datetime(2026, 11, 1, 12, 30, 5, tzinfo=datetime.timezone.utc)
-
-
-def _image_env():
-    """The ENV instruction of the Dockerfile, as the container starts with it."""
-    with open(os.path.join(REPO, "Dockerfile")) as handle:
-        text = handle.read().replace("\\\n", " ")
-    (line,) = [line for line in text.splitlines() if line.startswith("ENV ")]
-    return dict(item.split("=", 1) for item in line.split()[1:])
 
 
 def _dry_run_job(command, submit_flags, job_args):
@@ -46,6 +42,55 @@ def _dry_run_job(command, submit_flags, job_args):
             f"--image_uri={IMAGE}", *submit_flags, "--dry_run", "--", *job_args]
     assert cli.main(argv, out=out, now=NOW) == 0
     return json.loads(out.getvalue())
+
+
+# What the venv holds: {canonical distribution name: version}, and where the packages load from.
+_INSTALLED = """
+import importlib.metadata, json, re
+import cloud, preprocessing, trainer, tuning
+print(json.dumps({
+    "versions": {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()},
+    "files": [m.__file__ for m in (cloud, preprocessing, trainer, tuning)],
+}))
+"""
+
+
+def _installed(python, cwd):
+    result = subprocess.run([str(python), "-c", _INSTALLED], env=container_venv.run_environment(), cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_image_venv_passes_pip_check_with_constraints_pins(image_python, tmp_path):
+    check = subprocess.run([str(image_python), "-m", "pip", "check"], env=container_venv.run_environment(),
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip() == "No broken requirements found."
+    installed = _installed(image_python, tmp_path)["versions"]
+    pins = image_recipe.pins()
+    named = ("keras", "apache-beam", "keras-tuner")
+    assert {name: installed.get(name) for name in named} == {name: pins[name] for name in named}
+    # TensorFlow is the base image's (not in constraints.txt): the Dockerfile's TF_VERSION.
+    assert installed["tensorflow"] == image_recipe.arg_defaults()["TF_VERSION"]
+    assert {name: installed.get(name) for name in pins} == pins  # every pin installed, at its version
+
+
+def test_constraints_are_what_the_fresh_image_venv_freezes_to(image_python):
+    # tests/freeze_constraints.py, run in the image's venv: no requirement of the image
+    # is left unpinned, and constraints.txt pins nothing the image does not install.
+    result = subprocess.run([str(image_python), os.path.join(image_recipe.REPO, "tests", "freeze_constraints.py")],
+                            env=container_venv.run_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(image_recipe.CONSTRAINTS) as handle:
+        assert result.stdout == handle.read()
+
+
+def test_image_venv_runs_the_installed_package_not_this_checkout(image_python, tmp_path):
+    site_packages = image_python.parent.parent / "lib"
+    files = _installed(image_python, tmp_path)["files"]
+    assert len(files) == 4 and all(os.path.realpath(f).startswith(os.path.realpath(site_packages)) for f in files), files
+    assert not any(f.startswith(image_recipe.REPO + os.sep) for f in files)
 
 
 def _free_ports(count):
@@ -58,19 +103,20 @@ def _free_ports(count):
     return ports
 
 
-def _start_replicas(job, tmp_path, data_dir):
+def _start_replicas(job, tmp_path, data_dir, python):
     """Starts every replica of `job` like Vertex would; returns [(replica, Popen)]."""
     base = tmp_path / "base"
     addresses = [f"127.0.0.1:{port}" for port in _free_ports(sum(
         int(pool["replicaCount"]) for pool in job["jobSpec"]["workerPoolSpecs"]))]
     started = []
     for replica in vertex_replicas.replica_environments(job, addresses, base_output_dir=str(base), job_id="local-job"):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("TF_CONFIG", "CLUSTER_SPEC") and not k.startswith(("AIP_", "KERASTUNER_"))}
-        env.update(_image_env(), **replica.env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+        env = container_venv.run_environment({
+            k: v for k, v in os.environ.items()
+            if k not in ("TF_CONFIG", "CLUSTER_SPEC") and not k.startswith(("AIP_", "KERASTUNER_"))})
+        env.update(replica.env, TF_CPP_MIN_LOG_LEVEL="2")
         args = [arg.replace(DATA_URI, data_dir) for arg in replica.args]
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloud.entrypoint", *args], env=env, cwd=tmp_path,
+            [*container_venv.entrypoint(python), *args], env=env, cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         started.append((replica, process))
@@ -90,18 +136,14 @@ def _wait(started, timeout):
     return outputs
 
 
-def _tensorboard_installed():
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def test_multi_worker_training_job_runs_on_two_local_processes(sample_data_dir, tmp_path):
+def test_multi_worker_training_job_runs_on_two_local_processes(sample_data_dir, tmp_path, image_python):
     job = _dry_run_job(
         "train", ["--workers=2"],
         [f"--data_dir={DATA_URI}", "--architecture=gap", "--dense_units=8", "--epochs=1", "--batch_size=32"],
     )
     assert job["displayName"] == "s140-train-gap-20261101-123005"
     assert [pool["replicaCount"] for pool in job["jobSpec"]["workerPoolSpecs"]] == [1, 1]
-    base, started = _start_replicas(job, tmp_path, sample_data_dir)
+    base, started = _start_replicas(job, tmp_path, sample_data_dir, image_python)
     (chief_out, chief_err), (worker_out, worker_err) = _wait(started, timeout=300)
 
     # The entry point saw the Vertex environment and handed over to s140-train.
@@ -112,24 +154,19 @@ def test_multi_worker_training_job_runs_on_two_local_processes(sample_data_dir, 
     assert (metrics["strategy"], metrics["num_workers"], metrics["replicas"]) == ("multi_worker", 2, 2)
     assert metrics["global_batch_size"] == 64 and metrics["epochs_run"] == 1
     assert (base / "model" / "saved_model.pb").exists()  # AIP_MODEL_DIR: what Vertex deploys
-    if _tensorboard_installed():  # the cloud extra (and the image) install it
-        assert list((base / "logs").rglob("events.out.tfevents.*"))  # AIP_TENSORBOARD_LOG_DIR
+    assert list((base / "logs").rglob("events.out.tfevents.*"))  # AIP_TENSORBOARD_LOG_DIR
     assert f"Serving model: {base}/model" in chief_out
     assert "Worker finished" in worker_out
 
 
-def test_tuning_job_runs_chief_and_worker_from_cluster_spec(sample_data_dir, tmp_path):
-    # Looked up, not imported: each CLI module defines absl flags, and trainer's and
-    # tuning's share names (--data_dir) within one process.
-    if importlib.util.find_spec("tuning.__main__") is None:
-        pytest.skip("the tuning CLI (tuning/__main__.py) is not committed yet")
+def test_tuning_job_runs_chief_and_worker_from_cluster_spec(sample_data_dir, tmp_path, image_python):
     job = _dry_run_job(
         "tune", ["--parallel_trials=2"],
         [f"--data_dir={DATA_URI}", "--tuner=random", "--max_trials=3", "--max_epochs=1",
          "--architectures=gap", "--epochs_best=0", "--batch_size=32", "--early_stopping_patience=0"],
     )
     assert [pool["replicaCount"] for pool in job["jobSpec"]["workerPoolSpecs"]] == [1, 1]
-    base, started = _start_replicas(job, tmp_path, sample_data_dir)
+    base, started = _start_replicas(job, tmp_path, sample_data_dir, image_python)
     (chief_out, chief_err), (worker_out, worker_err) = _wait(started, timeout=300)
 
     assert '"task": {"type": "workerpool0", "index": 0}' in chief_err
@@ -151,7 +188,7 @@ with open({record!r}, "w") as handle:
 """
 
 
-def test_dataflow_boot_flags_go_to_beams_boot_loader_unchanged(tmp_path):
+def test_dataflow_boot_flags_go_to_beams_boot_loader_unchanged(tmp_path, image_python):
     # Beam's boot loader lives at entrypoint.BEAM_BOOT in the image; a stand-in records
     # what it was handed, and by whom.
     boot, record = tmp_path / "boot", tmp_path / "boot.json"
@@ -162,8 +199,8 @@ def test_dataflow_boot_flags_go_to_beams_boot_loader_unchanged(tmp_path):
                  "--provision_endpoint=localhost:12372", "--control_endpoint=localhost:12373",
                  "--semi_persist_dir=/var/opt/google"]
     start = f"import sys, cloud.entrypoint as e; e.BEAM_BOOT = {str(boot)!r}; e.main(['entrypoint', *sys.argv[1:]])"
-    env = {**os.environ, **_image_env(), "PYTHONPATH": REPO}
-    process = subprocess.Popen([sys.executable, "-c", start, *boot_args], env=env, stderr=subprocess.PIPE, text=True)
+    env = container_venv.run_environment()
+    process = subprocess.Popen([str(image_python), "-c", start, *boot_args], env=env, stderr=subprocess.PIPE, text=True)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     handed = json.loads(record.read_text())
@@ -173,10 +210,10 @@ def test_dataflow_boot_flags_go_to_beams_boot_loader_unchanged(tmp_path):
     assert "s140 entrypoint" not in stderr  # handed over before any command was looked up
 
 
-def test_boot_flags_without_a_boot_loader_are_refused_clearly():
-    env = {**os.environ, "PYTHONPATH": REPO}
+def test_boot_flags_without_a_boot_loader_are_refused_clearly(image_python):
+    env = container_venv.run_environment()
     start = "import cloud.entrypoint as e; e.BEAM_BOOT = '/nonexistent/boot'; e.main(['entrypoint', '--id=sdk-0-0'])"
-    process = subprocess.run([sys.executable, "-c", start], env=env, capture_output=True, text=True, timeout=120)
+    process = subprocess.run([str(image_python), "-c", start], env=env, capture_output=True, text=True, timeout=120)
     assert process.returncode == 1
     assert "Expected a command among ['hptrial', 'predict', 'preprocess', 'train', 'tune']" in process.stderr
     assert "Received: '--id=sdk-0-0'" in process.stderr

@@ -8,9 +8,9 @@ scores raw tweets through `serving_default`, as TensorFlow Serving in that conta
 does for {"instances": [...]}. The probabilities must equal the trainer's own.
 
 The side environment (python -m venv + pip install tensorflow-cpu==2.15.*) is created
-on first use and cached under ~/.cache/s140/serving-tf-2.15 ($S140_SERVING_VENV
-overrides); the test skips when it cannot be created (no network, or a Python that
-TensorFlow 2.15 has no wheels for).
+on first use and cached under ~/.cache/s140/serving-tf-2.15 (tests/cached_venv.py;
+$S140_SERVING_VENV overrides); the test skips when it cannot be created (no network, or
+a Python that TensorFlow 2.15 has no wheels for).
 """
 
 import json
@@ -24,6 +24,8 @@ import pytest
 from cloud import serving
 from trainer import config
 from trainer import export
+
+import cached_venv  # tests/: venvs kept between runs
 
 TWEETS = ["I love this, what a great happy day!", "terrible day, hate it", "LOOOOVE it @bob http://t.co/x", ""]
 
@@ -41,25 +43,27 @@ print(json.dumps({"tf_version": tf.__version__, "output": name, "predictions": v
 """
 
 
+def _install_serving_tensorflow(python):
+    version = serving.SERVING_TF_VERSION
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", f"tensorflow-cpu=={version}.*"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    if install.returncode != 0:
+        raise cached_venv.BuildError(f"could not install tensorflow-cpu=={version}.* into {python}: "
+                                     f"{install.stderr[-500:]}")
+
+
 def _side_python():
     version = serving.SERVING_TF_VERSION
     if sys.version_info[:2] > (3, 11):
         pytest.skip(f"TensorFlow {version} has no wheels for Python {sys.version_info[0]}.{sys.version_info[1]}")
-    venv = pathlib.Path(os.environ.get("S140_SERVING_VENV") or
-                        pathlib.Path.home() / ".cache" / "s140" / f"serving-tf-{version}")
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    partial = venv.with_name(venv.name + ".partial")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(partial)], check=True)
-    install = subprocess.run(
-        [str(partial / "bin" / "python"), "-m", "pip", "install", "--quiet", f"tensorflow-cpu=={version}.*"],
-        capture_output=True, text=True, timeout=1800,
-    )
-    if install.returncode != 0:
-        pytest.skip(f"could not install tensorflow-cpu=={version}.* into {partial}: {install.stderr[-500:]}")
-    partial.rename(venv)  # only a complete environment gets the cached name
-    return python
+    venv = pathlib.Path(os.environ.get("S140_SERVING_VENV") or cached_venv.cache_dir() / f"serving-tf-{version}")
+    try:
+        with cached_venv.locked(venv):
+            return cached_venv.cached_venv(venv, _install_serving_tensorflow)
+    except cached_venv.BuildError as error:
+        pytest.skip(str(error))
 
 
 def test_tf_2_15_loads_the_export_and_scores_raw_tweets(sample_data_dir, tmp_path):

@@ -140,6 +140,7 @@ def finish(cfg, run, trained, *, started):
         vocab_tokens=run.contract.vocab_tokens,
         max_length=run.contract.max_length,
         export_dir=dirs.model_dir,
+        standardizer=run.contract.standardizer,
     )
     eval_split, eval_note = _evaluation_split(run.contract)
     evaluation = evaluate_lib.evaluate_model(

@@ -91,7 +91,7 @@ _CASED_RULES = (
     (r"&amp;", "&"),
     (r"&[a-zA-Z]+;|&#[0-9]+;", " "),
     # Special tokens already in the text (standardized text fed back) stay what they are.
-    ("<(" + "|".join(token[1:-1] for token in SPECIAL_TOKENS) + ")>", f" {_OPEN}\\1{_CLOSE} "),
+    ("<(" + "|".join(token[1:-1] for token in SPECIAL_TOKENS) + ")>", _token("\\1")),
     (r"(?i)(?:https?://\S+\b|www\.(?:\w+\.)+\S*)", _token("url")),
     (r"@\w+", _token("user")),
     # After user names, which may hold one: "_" is no part of a word here, and the
@@ -123,7 +123,10 @@ _AFTER_HASHTAG_WORDS = (
     (r"\x05", _token("allcaps")),
 )
 
-# After lower-casing: v2's punctuation and contraction rules (see preprocessing/text.py).
+# After lower-casing, as in v2 (preprocessing/text.py says why): "!", "?", ".", "," are
+# tokens ("," once per run; runs of the others are <repeat>ed above), anything else that
+# is not a letter, digit, apostrophe or special-token marker separates tokens, and
+# contractions are split with \x01 standing for their apostrophe.
 _LOWER_RULES = (
     (r"(,),*|([!?.])", " \\1\\2 "),
     (r"[^\p{L}\p{N}!?.,'\x02\x03]+", " "),

@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
+from test_text import _tokens
 
-from preprocessing import config, examples, glove, text, text_twitter
+from preprocessing import config, glove, text, text_twitter
 
 TWITTER = config.TWITTER_STANDARDIZER
 
@@ -81,11 +82,6 @@ def test_any_shape_is_kept():
 def test_same_tokens_in_tf_data():
     dataset = tf.data.Dataset.from_tensor_slices(RAW).batch(4).map(text_twitter.standardize_twitter)
     assert [value.decode("utf-8") for batch in dataset for value in batch.numpy()] == EXPECTED
-
-
-def _tokens(standardized):
-    """The tokens of standardized strings, split the way the Beam job splits them."""
-    return [tuple(token.decode("utf-8") for token in row) for row in examples.split_tokens(standardized).to_list()]
 
 
 def test_same_tokens_in_a_beam_pipeline():

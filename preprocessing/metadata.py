@@ -65,7 +65,8 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
     rows_read = kept + rejected + skipped_neutral
     return {
         "schema_version": schema.SCHEMA_VERSION,
-        "standardizer_version": text.STANDARDIZER_VERSION,
+        "standardizer": cfg.standardizer_name,
+        "standardizer_version": text.get_standardizer(cfg.standardizer_name).version,
         "max_length": cfg.max_length,
         "vocab_size": len(vocabulary.tokens),
         "vocab": {

@@ -43,7 +43,8 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
     batches, rejected = (
         pipeline
         | "ReadRows" >> transforms.ReadRows(input_files, cfg.batch_size)
-        | "ParseAndStandardize" >> transforms.ParseAndStandardize(cfg.val_fraction, cfg.drop_duplicate_ids)
+        | "ParseAndStandardize"
+        >> transforms.ParseAndStandardize(cfg.val_fraction, cfg.drop_duplicate_ids, cfg.standardizer_name)
     )
     duplicate_ids = batches | "CountDuplicateIds" >> duplicates.CountDuplicateIds()
     if cfg.drop_duplicate_ids:
@@ -128,6 +129,7 @@ def run(cfg, beam_args=(), default_beam_args=()):
     logging.info("Stage 1/3: checking the inputs, the GloVe source and %s", cfg.output_dir)
     input_files = expand_inputs(cfg)
     glove_dim = glove.infer_dim(cfg.glove)
+    _log_standardizer(cfg)
     outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
     logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
                  "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
@@ -144,6 +146,22 @@ def run(cfg, beam_args=(), default_beam_args=()):
         metadata = json.loads(handle.read().decode("utf-8"))
     _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
     return Outcome(metadata, final_counters)
+
+
+def _log_standardizer(cfg):
+    """Logs the standardizer of the job; warns when it is not the one the GloVe source's
+    name calls for (an explicit --standardizer wins: the user may know better)."""
+    suggested = glove.standardizer_for(cfg.glove)
+    if cfg.standardizer_name == suggested:
+        logging.info("Standardizer %s (%s)", cfg.standardizer_name,
+                     "chosen by --standardizer" if cfg.standardizer else f"the one --glove={cfg.glove} calls for")
+        return
+    logging.warning(
+        "--standardizer=%s, but --glove=%s calls for --standardizer=%s: the tokens of one are "
+        "not the words of the other (<user>, <url>, <smile> ... are GloVe Twitter's), so fewer "
+        "tokens get a GloVe vector (metadata.json: embedding.coverage_by_token). Using %s as told.",
+        cfg.standardizer_name, cfg.glove, suggested, cfg.standardizer_name,
+    )
 
 
 def _warn_of_duplicates(later_copies, dropped):

@@ -90,14 +90,7 @@ def validate_metadata(metadata, *, source="metadata.json"):
             f"Received: {metadata['schema_version']!r}. Re-run s140-preprocess with this "
             "version of the package."
         )
-    from preprocessing import text  # local: keeps this module free of TensorFlow at import
-
-    if metadata["standardizer_version"] != text.STANDARDIZER_VERSION:
-        raise ContractError(
-            f"{source}: expected standardizer_version {text.STANDARDIZER_VERSION}. "
-            f"Received: {metadata['standardizer_version']!r}. The exported model would "
-            "tokenize differently from the training data; re-run s140-preprocess."
-        )
+    check_standardizer(metadata, source=source)
     for key in ("max_length", "vocab_size"):
         value = metadata[key]
         if not isinstance(value, int) or value < 1:
@@ -110,6 +103,40 @@ def validate_metadata(metadata, *, source="metadata.json"):
             f"{source}: expected embedding.dim to be a positive integer. Received: {dim!r}."
         )
     return metadata
+
+
+def standardizer_of(metadata):
+    """The name of the standardizer the data was made with; metadata.json written before
+    there was a choice has no name and was made with the default."""
+    from preprocessing import config
+
+    return metadata.get("standardizer", config.DEFAULT_STANDARDIZER)
+
+
+def check_standardizer(metadata, *, source="metadata.json"):
+    """Checks that this package has the standardizer, at the version, that the data was
+    made with: the trainer exports a model that standardizes with it, and any other
+    rules would tokenize served tweets differently from the training data.
+
+    Raises:
+      ContractError: naming the recorded standardizer and version and this package's.
+    """
+    from preprocessing import text  # local: keeps this module free of TensorFlow at import
+
+    name, version = standardizer_of(metadata), metadata["standardizer_version"]
+    if name not in text.STANDARDIZERS:
+        raise ContractError(
+            f"{source}: expected a standardizer in {sorted(text.STANDARDIZERS)}. Received: "
+            f"{name!r}, which this version of s140-trainer does not have; re-run s140-preprocess."
+        )
+    expected = text.get_standardizer(name).version
+    if version != expected:
+        raise ContractError(
+            f"{source}: expected standardizer_version {expected} (standardizer {name!r} of this "
+            f"package). Received: {version!r}, the version the data was made with. The exported "
+            f"model would tokenize differently from the training data; re-run s140-preprocess "
+            f"--standardizer={name}."
+        )
 
 
 def parse_metadata(raw, *, source="metadata.json"):

@@ -1,4 +1,4 @@
-"""The one tweet standardizer, written in TF string ops.
+"""The default tweet standardizer, written in TF string ops, and the registry of all.
 
 The same function runs in the Beam job (on batches), in tf.data and inside the exported
 serving model, so training and serving cannot tokenize differently. Its output is the
@@ -7,13 +7,19 @@ bump STANDARDIZER_VERSION: metadata.json records it and the trainer refuses a mi
 
 The rules aim at GloVe 6B's vocabulary (Wikipedia + Gigaword, lower-cased, Stanford
 tokenizer): it splits "don't" into "do" "n't", keeps "!", "?", "..." as tokens, and has
-no tokens for links or user names.
+no tokens for links or user names. Its name is "glove6b"; "twitter"
+(preprocessing/text_twitter.py) follows GloVe's Twitter vectors instead. STANDARDIZERS
+holds both by name, the name metadata.json and the export record.
 """
 
 # TensorFlow first, through _tf (quietly): keras would import it on its own otherwise.
 from preprocessing._tf import tf  # isort: skip
 
+import typing  # noqa: E402
+
 import keras  # noqa: E402
+
+from preprocessing import config  # noqa: E402
 
 # 2: control characters (NUL included) become spaces before lower-casing.
 STANDARDIZER_VERSION = 2
@@ -91,14 +97,60 @@ def _standardize_batch(texts):
     return standardize(texts)
 
 
-def standardize_batch(texts):
+def standardize_batch(texts, standardizer=config.DEFAULT_STANDARDIZER):
     """Standardizes a list of Python strings; returns a list of Python strings.
 
     Runs the traced graph once per batch: the Beam job calls this with thousands of
     tweets at a time so that the per-call cost of TensorFlow is paid per batch.
+    `standardizer` names one of STANDARDIZERS.
     """
     if not texts:
         return []
     encoded = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
-    return [s.decode("utf-8") for s in _standardize_batch(tf.constant(encoded)).numpy()]
+    traced = get_standardizer(standardizer).traced
+    return [s.decode("utf-8") for s in traced(tf.constant(encoded)).numpy()]
+
+
+# --- The registry: every standardizer by the name metadata.json records.
+
+DEFAULT_STANDARDIZER = config.DEFAULT_STANDARDIZER
+
+from preprocessing import text_twitter  # noqa: E402  (imports nothing of this module)
+
+
+class Standardizer(typing.NamedTuple):
+    name: str  # what --standardizer, metadata.json and the export manifest say
+    version: int  # bumped with any change of its rules
+    standardize: typing.Callable  # string tensor -> string tensor, Keras-serializable
+    traced: typing.Callable  # the same, traced once for string[None] batches
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _standardize_twitter_batch(texts):
+    return text_twitter.standardize_twitter(texts)
+
+
+STANDARDIZERS = {
+    standardizer.name: standardizer
+    for standardizer in (
+        Standardizer(config.GLOVE6B_STANDARDIZER, STANDARDIZER_VERSION, standardize, _standardize_batch),
+        Standardizer(
+            config.TWITTER_STANDARDIZER,
+            text_twitter.TWITTER_STANDARDIZER_VERSION,
+            text_twitter.standardize_twitter,
+            _standardize_twitter_batch,
+        ),
+    )
+}
+
+
+def get_standardizer(name):
+    """The Standardizer called `name`.
+
+    Raises:
+      ValueError: naming the known standardizers.
+    """
+    if name not in STANDARDIZERS:
+        raise ValueError(f"Expected a standardizer in {sorted(STANDARDIZERS)}. Received: {name!r}.")
+    return STANDARDIZERS[name]
 

@@ -11,6 +11,7 @@ TensorFlow and the runner's per-element costs are paid per batch, not per tweet.
 """
 
 import collections
+import functools
 import json
 import posixpath
 import typing
@@ -18,6 +19,7 @@ import typing
 import apache_beam as beam
 from absl import logging
 
+from preprocessing import config
 from preprocessing import counters
 from preprocessing import embedding
 from preprocessing import examples
@@ -108,15 +110,16 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     REJECTED = "rejected"
 
-    def __init__(self, val_fraction, keep_positions=False):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=config.DEFAULT_STANDARDIZER):
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
+        self._standardizer = standardizer  # a name of text.STANDARDIZERS
         self._standardize_batch = None
         self._progress = None
 
     def setup(self):
         from preprocessing import text  # imports TensorFlow: only on workers that need it
 
-        self._standardize_batch = text.standardize_batch
+        self._standardize_batch = functools.partial(text.standardize_batch, standardizer=self._standardizer)
         self._progress = counters.Progress("ParseAndStandardize on this worker")
 
     def process(self, line_batch):
@@ -154,15 +157,17 @@ class ParseAndStandardizeFn(beam.DoFn):
 
 class ParseAndStandardize(beam.PTransform):
     """LineBatches -> (RowBatches of usable rows, Rejections of all the others).
-    With keep_positions the RowBatches carry their source and line numbers."""
+    With keep_positions the RowBatches carry their source and line numbers; `standardizer`
+    names one of text.STANDARDIZERS."""
 
-    def __init__(self, val_fraction, keep_positions=False):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=config.DEFAULT_STANDARDIZER):
         super().__init__()
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
+        self._standardizer = standardizer
 
     def expand(self, line_batches):
         parsed = line_batches | "ParseRows" >> beam.ParDo(
-            ParseAndStandardizeFn(self._val_fraction, self._keep_positions)
+            ParseAndStandardizeFn(self._val_fraction, self._keep_positions, self._standardizer)
         ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
         return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
 

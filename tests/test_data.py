@@ -71,6 +71,36 @@ def test_wrong_schema_version_names_expected_and_found(broken_dir):
         data.load_contract(str(broken_dir))
 
 
+def test_the_standardizer_the_data_was_made_with_is_the_contracts(sample_data_dir, broken_dir):
+    assert data.load_contract(sample_data_dir).standardizer == "glove6b"
+    # metadata.json from before there was a choice names none: it was made with the default.
+    path = broken_dir / schema.METADATA_FILE
+    metadata = json.loads(path.read_text())
+    del metadata["standardizer"]
+    path.write_text(json.dumps(metadata))
+    assert data.load_contract(str(broken_dir)).standardizer == "glove6b"
+    _edit_metadata(broken_dir, standardizer="twitter", standardizer_version=1)
+    assert data.load_contract(str(broken_dir)).standardizer == "twitter"
+
+
+@pytest.mark.parametrize("recorded, version, package_version", [("glove6b", 1, 2), ("twitter", 2, 1)])
+def test_a_standardizer_version_mismatch_is_refused_naming_both(broken_dir, recorded, version, package_version):
+    _edit_metadata(broken_dir, standardizer=recorded, standardizer_version=version)
+    with pytest.raises(schema.ContractError) as error:
+        data.load_contract(str(broken_dir))
+    message = str(error.value)
+    assert f"expected standardizer_version {package_version} (standardizer {recorded!r} of this package)" in message
+    assert f"Received: {version}, the version the data was made with" in message
+    assert f"re-run s140-preprocess --standardizer={recorded}" in message
+
+
+def test_an_unknown_standardizer_is_refused(broken_dir):
+    _edit_metadata(broken_dir, standardizer="glove42b")
+    with pytest.raises(schema.ContractError,
+                       match=r"expected a standardizer in \['glove6b', 'twitter'\]\. Received: 'glove42b'"):
+        data.load_contract(str(broken_dir))
+
+
 def test_embeddings_shape_mismatch(broken_dir):
     path = broken_dir / schema.EMBEDDINGS_FILE
     matrix = np.load(path)

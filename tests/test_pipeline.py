@@ -282,3 +282,63 @@ def test_cli_runs_with_beam_options(tmp_path):
     assert "Wrote" in result.stdout and "train" in result.stdout
     stored = json.loads((tmp_path / "o" / schema.METADATA_FILE).read_text())
     assert stored["pipeline_options"] == {"job_name": "tiny-run"}
+
+
+# --- The twitter standardizer in the Beam job.
+
+TWITTER_GLOVE_WORDS = {"<user>": 3.0, "<url>": 1.5, "<repeat>": 2.0, "happy": 0.5, "sad": -0.5, "day": 0.25}
+
+
+def twitter_records():
+    """train_records with a link in every fifth tweet."""
+    records = train_records()
+    for record in records[::5]:
+        record[5] += " http://t.co/abc"
+    return records
+
+
+def test_a_twitter_glove_file_makes_the_job_standardize_with_twitter_rules(tmp_path):
+    train = write_csv(tmp_path / "train.csv", twitter_records() + BAD_LINES)
+    glove_path = write_glove(tmp_path / "glove.twitter.27B.4d.txt", TWITTER_GLOVE_WORDS)
+    meta, out = run(tmp_path, train=train, glove_path=glove_path)
+    assert (meta["standardizer"], meta["standardizer_version"]) == ("twitter", 1)
+    tokens = (out / schema.VOCAB_FILE).read_text().split("\n")[:-1]
+    assert {"<user>", "<url>", "<repeat>", "!", ".", "happy"} <= set(tokens)
+    assert "user" not in tokens and "url" not in tokens and "..." not in tokens
+    # GloVe Twitter's own rows land at the ids of its special tokens.
+    matrix = np.load(out / schema.EMBEDDINGS_FILE)
+    np.testing.assert_array_equal(matrix[tokens.index("<user>")], [3.0, 4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(matrix[tokens.index("<url>")], [1.5, 2.5, 3.5, 4.5])
+    stored = {e[schema.TEXT].decode("utf-8") for split in schema.SPLITS for e in read_split(out, split, 6)}
+    assert "<user> happy good day ! <repeat>" in stored and "<user> sad bad day . <repeat> <url>" in stored
+    assert schema.parse_metadata((out / schema.METADATA_FILE).read_text()) == meta
+
+
+def test_an_explicit_standardizer_wins_over_the_glove_file_with_a_warning(tmp_path, caplog):
+    glove_path = write_glove(tmp_path / "glove.twitter.27B.4d.txt", TWITTER_GLOVE_WORDS)
+    with caplog.at_level("WARNING"):
+        meta, out = run(tmp_path, glove_path=glove_path, standardizer="glove6b")
+    assert (meta["standardizer"], meta["standardizer_version"]) == ("glove6b", text.STANDARDIZER_VERSION)
+    assert "user" in (out / schema.VOCAB_FILE).read_text().split("\n")
+    assert "--standardizer=glove6b, but --glove=" in caplog.text and "calls for --standardizer=twitter" in caplog.text
+
+
+def test_cli_standardizer_flag(tmp_path):
+    train = write_csv(tmp_path / "train.csv", twitter_records()[:40])
+    result = subprocess.run(
+        [sys.executable, "-m", "preprocessing", f"--train_csv={train}", f"--output_dir={tmp_path / 'o'}",
+         f"--glove={write_glove(tmp_path / 'glove.txt', TWITTER_GLOVE_WORDS)}", "--num_shards=1",
+         "--standardizer=twitter", "--direct_num_workers=1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    stored = json.loads((tmp_path / "o" / schema.METADATA_FILE).read_text())
+    assert (stored["standardizer"], stored["standardizer_version"]) == ("twitter", 1)
+    assert {"<user>", "<url>"} <= set((tmp_path / "o" / schema.VOCAB_FILE).read_text().split("\n"))
+    assert "calls for --standardizer=glove6b" in result.stderr  # glove.txt: not the Twitter vectors
+    refused = subprocess.run(
+        [sys.executable, "-m", "preprocessing", f"--train_csv={train}", f"--output_dir={tmp_path / 'p'}",
+         "--standardizer=tweets"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode != 0 and "--standardizer=tweets: value should be one of <glove6b|twitter>" in refused.stderr

@@ -135,7 +135,7 @@ def test_help_lists_this_commands_flags_grouped_with_examples():
         "print(json.dumps([[n for _, names in cli.FLAG_GROUPS for n in names],"
         " [f.name for f in cli.flags.FLAGS.get_flags_for_module(cli)]]))"
     )
-    assert sorted(grouped) == sorted(defined) and len(set(defined)) == 14
+    assert sorted(grouped) == sorted(defined) and len(set(defined)) == 15  # 14 + --standardizer
     assert _cli("-h").stdout == result.stdout
 
 

@@ -83,14 +83,22 @@ def test_marker_ids_come_from_the_vocabulary_of_the_recorded_standardizer():
     assert (markers.link, markers.mention) == (None, 2)
     got = slices.slice_metrics(SIX, LABELS, PREDICTED, markers)
     assert _table(got["link"]) == [("unknown ('url' not in the vocabulary)", 6, 4 / 6)]
-    with pytest.raises(ValueError, match=r"standardizer_version 99 .*_MARKER_TOKENS"):
-        slices.marker_ids({"standardizer_version": 99}, VOCAB)
+    with pytest.raises(ValueError, match=r"standardizer 'nonesuch' .*_MARKER_TOKENS"):
+        slices.marker_ids({"standardizer": "nonesuch", "standardizer_version": 1}, VOCAB)
 
 
 def test_the_marker_tokens_are_what_the_standardizer_writes():
     standardized = text.standardize_batch(["look http://t.co/abc", "@bob hi", "the url of a user"])
     assert standardized == [f"look {text.LINK_TOKEN}", f"{text.MENTION_TOKEN} hi", "the url of a user"]
     assert slices.marker_tokens(METADATA) == (text.LINK_TOKEN, text.MENTION_TOKEN)
+
+
+def test_the_twitter_standardizer_has_its_own_marker_tokens():
+    twitter = text.get_standardizer("twitter")
+    standardized = text.standardize_batch(["look http://t.co/abc", "@bob hi"], standardizer="twitter")
+    assert standardized == ["look <url>", "<user> hi"]
+    metadata = {"standardizer": "twitter", "standardizer_version": twitter.version}
+    assert slices.marker_tokens(metadata) == ("<url>", "<user>")
 
 
 def test_mismatched_sizes_say_what_was_expected():

@@ -37,6 +37,11 @@ class Contract(typing.NamedTuple):
         return self.metadata["max_length"]
 
     @property
+    def standardizer(self):
+        """The name of the standardizer the data was made with: the export's."""
+        return schema.standardizer_of(self.metadata)
+
+    @property
     def vocab_size(self):
         return self.metadata["vocab_size"]
 

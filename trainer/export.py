@@ -1,6 +1,7 @@
 """The serving model: raw tweet strings in, probability of "positive" out.
 
-The SavedModel carries the one standardizer (`preprocessing.text.standardize`) and the
+The SavedModel carries the standardizer the data was made with (one of
+`preprocessing.text.STANDARDIZERS`, by the name metadata.json records) and the
 vocabulary inside its graph, so a caller sends tweets exactly as written and gets the
 tokens the Beam job would have written for them: no train/serve skew, and no data
 directory needed at serving time.
@@ -52,15 +53,16 @@ class ExportError(ValueError):
     """A directory is not an export this module wrote (or can read)."""
 
 
-def make_vectorizer(vocab_tokens, max_length):
-    """The TextVectorization that maps raw tweets to the TFRecords' `token_ids`.
+def make_vectorizer(vocab_tokens, max_length, standardizer=text.DEFAULT_STANDARDIZER):
+    """The TextVectorization that maps raw tweets to the TFRecords' `token_ids`, with the
+    standardizer called `standardizer` (a name of text.STANDARDIZERS).
 
     Splitting on whitespace equals splitting the standardized text on " ": the
     standardizer collapses every run of whitespace into one space and strips the ends.
     """
     vocab_tokens = _check_vocab(vocab_tokens)
     vectorizer = keras.layers.TextVectorization(
-        standardize=text.standardize,
+        standardize=text.get_standardizer(standardizer).standardize,
         split="whitespace",
         # Keras recognises and keeps the leading "" (mask, id 0) and "[UNK]" (OOV, id 1).
         vocabulary=list(vocab_tokens),
@@ -78,7 +80,8 @@ def make_vectorizer(vocab_tokens, max_length):
     return vectorizer
 
 
-def export_serving_model(model, *, vocab_tokens, max_length, export_dir):
+def export_serving_model(model, *, vocab_tokens, max_length, export_dir,
+                         standardizer=text.DEFAULT_STANDARDIZER):
     """Writes `model` with the standardizer and vocabulary in front as a SavedModel.
 
     Args:
@@ -89,6 +92,8 @@ def export_serving_model(model, *, vocab_tokens, max_length, export_dir):
         i; vocab_tokens[0] == "" (padding), vocab_tokens[1] == "[UNK]".
       max_length: token ids per example, from metadata.json.
       export_dir: local path or gs:// URI; existing export files are replaced.
+      standardizer: the name of the standardizer the data was made with
+        (`data.Contract.standardizer`): the served model standardizes with it.
 
     Returns:
       export_dir.
@@ -98,14 +103,15 @@ def export_serving_model(model, *, vocab_tokens, max_length, export_dir):
     """
     vocab_tokens = _check_vocab(vocab_tokens)
     max_length = _check_model(model, vocab_tokens, max_length)
-    vectorizer = make_vectorizer(vocab_tokens, max_length)
+    standardizer = text.get_standardizer(standardizer)
+    vectorizer = make_vectorizer(vocab_tokens, max_length, standardizer.name)
     vectorizer(tf.constant([""]))  # builds it: ExportArchive tracks only built layers
     input_dtype = _input_dtype(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def tokenize(texts):
         return {
-            STANDARDIZED_KEY: text.standardize(texts),
+            STANDARDIZED_KEY: standardizer.standardize(texts),
             TOKEN_IDS_KEY: tf.cast(vectorizer(texts), tf.int64),
         }
 
@@ -128,7 +134,8 @@ def export_serving_model(model, *, vocab_tokens, max_length, export_dir):
         # so a crash half-way through a re-export cannot pass for a complete one.
         tf.io.gfile.remove(manifest_path)
     archive.write_out(export_dir, verbose=False)
-    _write_manifest(export_dir, model=model, vocab_size=len(vocab_tokens), max_length=max_length)
+    _write_manifest(export_dir, model=model, vocab_size=len(vocab_tokens), max_length=max_length,
+                    standardizer=standardizer)
     return export_dir
 
 
@@ -181,12 +188,13 @@ def _unk_for_empty(token_ids, max_length):
     return tf.where(empty, lone_unk[tf.newaxis, :], token_ids)
 
 
-def _write_manifest(export_dir, *, model, vocab_size, max_length):
+def _write_manifest(export_dir, *, model, vocab_size, max_length, standardizer):
     manifest = {
         "format": "s140-serving-model",
         "format_version": EXPORT_FORMAT_VERSION,
         "model_name": model.name,
-        "standardizer_version": text.STANDARDIZER_VERSION,
+        "standardizer": standardizer.name,
+        "standardizer_version": standardizer.version,
         "schema_version": schema.SCHEMA_VERSION,
         "vocab_size": int(vocab_size),
         "max_length": int(max_length),

@@ -188,6 +188,7 @@ def _data_section(metadata, settings):
         ("GloVe coverage of vocabulary types", _fmt(embedding.get("coverage_by_type"), percent=True)),
         ("rejected rows", counts.get("rejected")),
         ("neutral rows skipped", counts.get("skipped_neutral")),
+        ("standardizer", metadata.get("standardizer")),
         ("standardizer version", metadata.get("standardizer_version")),
     ]
     lines += ["", "| property | value |", "|---|---|"]

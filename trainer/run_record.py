@@ -56,6 +56,7 @@ def record_of(cfg, metadata, hparams):
         "data_dir": cfg.data_dir,
         "data": {
             "schema_version": metadata.get("schema_version"),
+            "standardizer": metadata.get("standardizer"),  # absent before there was a choice
             "standardizer_version": metadata.get("standardizer_version"),
             "vocab_size": metadata.get("vocab_size"),
             "max_length": metadata.get("max_length"),

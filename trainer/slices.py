@@ -23,7 +23,9 @@ import numpy as np
 from sklearn import metrics as sk_metrics
 
 from preprocessing import schema
+from preprocessing import config
 from preprocessing import text
+from preprocessing import text_twitter
 
 # (label, largest length in the bucket); None: no upper bound.
 LENGTH_BUCKETS = (("1-5", 5), ("6-10", 10), ("11-20", 20), ("21+", None))
@@ -48,10 +50,11 @@ class MarkerIds(typing.NamedTuple):
     tokens: MarkerTokens
 
 
-# Standardizer recorded in metadata.json -> the tokens it writes. A new standardizer
-# adds its entry here.
+# Standardizer recorded in metadata.json (by name) -> the tokens it writes. A new
+# standardizer adds its entry here.
 _MARKER_TOKENS = {
-    text.STANDARDIZER_VERSION: MarkerTokens(link=text.LINK_TOKEN, mention=text.MENTION_TOKEN),
+    config.GLOVE6B_STANDARDIZER: MarkerTokens(link=text.LINK_TOKEN, mention=text.MENTION_TOKEN),
+    config.TWITTER_STANDARDIZER: MarkerTokens(link=text_twitter.LINK_TOKEN, mention=text_twitter.MENTION_TOKEN),
 }
 
 
@@ -61,11 +64,11 @@ def marker_tokens(metadata):
     Raises:
       ValueError: the recorded standardizer has no entry in `_MARKER_TOKENS`.
     """
-    standardizer = metadata.get("standardizer_version")
+    standardizer = schema.standardizer_of(metadata)
     if standardizer not in _MARKER_TOKENS:
         raise ValueError(
             f"Expected a standardizer whose link and user-name tokens are known: "
-            f"{sorted(_MARKER_TOKENS)}. Received: standardizer_version {standardizer!r} in "
+            f"{sorted(_MARKER_TOKENS)}. Received: standardizer {standardizer!r} in "
             "metadata.json. Add its tokens to trainer/slices.py:_MARKER_TOKENS."
         )
     return _MARKER_TOKENS[standardizer]

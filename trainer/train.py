@@ -139,6 +139,7 @@ def finish(cfg, run, trained, *, started):
         vocab_tokens=run.contract.vocab_tokens,
         max_length=run.contract.max_length,
         export_dir=dirs.model_dir,
+        standardizer=run.contract.standardizer,
     )
     eval_split, eval_note = _evaluation_split(run.contract)
     # Slices of val always, and of test when the run scores it (trainer/slices.py).

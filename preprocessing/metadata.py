@@ -6,6 +6,7 @@ import posixpath
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
+from preprocessing import text_mirror
 
 _PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -43,8 +44,6 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
     `input_files` a list of rows.InputFile (or (path, role)); `duplicates` a
     duplicates.Duplicates."""
     input_files = [rows.InputFile(*input_file) for input_file in input_files]
-    from preprocessing import text  # imports TensorFlow: only where metadata is written
-
     per_split = {
         split: {"negative": counts.get(f"rows/{split}/0", 0), "positive": counts.get(f"rows/{split}/1", 0)}
         for split in schema.SPLITS
@@ -65,7 +64,9 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
     rows_read = kept + rejected + skipped_neutral
     return {
         "schema_version": schema.SCHEMA_VERSION,
-        "standardizer_version": text.STANDARDIZER_VERSION,
+        # The job's standardizer (transforms.DEFAULT_STANDARDIZER), read without importing
+        # TensorFlow; tests/test_text_mirror.py checks it is text.py's version.
+        "standardizer_version": text_mirror.STANDARDIZER_VERSION,
         "max_length": cfg.max_length,
         "vocab_size": len(vocabulary.tokens),
         "vocab": {

@@ -3,14 +3,16 @@
 Each composite takes and returns PCollections of plain values (LineBatch, RowBatch,
 Rejection, Vocabulary, file paths), so each one is tested alone on a few rows. The work
 per batch lives in small DoFns (`...Fn`) and plain functions: the row stages' here, the
-examples' in examples.py, the GloVe stages' in embedding.py. DoFns that use TensorFlow
-import it in `setup()`, on the workers that run them, never at import.
+examples' in examples.py, the GloVe stages' in embedding.py. No stage needs TensorFlow:
+the standardizer runs as its pure-Python mirror (text_mirror.py) where one is proven,
+and only otherwise imports TensorFlow, on the worker that needs it.
 
 Rows travel in batches of a few thousand from the moment they are read, so that
 TensorFlow and the runner's per-element costs are paid per batch, not per tweet.
 """
 
 import collections
+import functools
 import json
 import posixpath
 import typing
@@ -26,6 +28,7 @@ from preprocessing import metadata as metadata_lib
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
+from preprocessing import text_mirror
 from preprocessing import vocab as vocab_lib
 
 
@@ -97,6 +100,17 @@ class ReadRows(beam.PTransform):
         )
 
 
+# The standardizer the job runs: text.py's default, by the name and version that its
+# pure-Python mirror was proven against (tests/test_text_mirror.py).
+DEFAULT_STANDARDIZER = (text_mirror.STANDARDIZER_NAME, text_mirror.STANDARDIZER_VERSION)
+
+
+def _tensorflow_standardize_batch(texts):
+    from preprocessing import text  # imports TensorFlow: only on workers that need it
+
+    return text.standardize_batch(texts)
+
+
 class ParseAndStandardizeFn(beam.DoFn):
     """LineBatch -> RowBatch of the usable rows; every other row goes to REJECTED with
     its reason. Rows left with no token are rejected too: a fully padded row would make
@@ -108,15 +122,22 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     REJECTED = "rejected"
 
-    def __init__(self, val_fraction, keep_positions=False):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=DEFAULT_STANDARDIZER):
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
+        self._standardizer = standardizer
         self._standardize_batch = None
         self._progress = None
 
     def setup(self):
-        from preprocessing import text  # imports TensorFlow: only on workers that need it
-
-        self._standardize_batch = text.standardize_batch
+        mirror = text_mirror.mirror_for(*self._standardizer)
+        if mirror is None:
+            logging.info("Standardizer %s v%s runs with TensorFlow here (no pure-Python mirror proven for it "
+                         "under this Python and TensorFlow)", *self._standardizer)
+            self._standardize_batch = _tensorflow_standardize_batch
+        else:
+            # The mirror keeps TensorFlow out of this worker process (memory, start-up);
+            # the rare tweet it cannot prove equal goes to TensorFlow.
+            self._standardize_batch = functools.partial(mirror, fallback=_tensorflow_standardize_batch)
         self._progress = counters.Progress("ParseAndStandardize on this worker")
 
     def process(self, line_batch):
@@ -154,15 +175,17 @@ class ParseAndStandardizeFn(beam.DoFn):
 
 class ParseAndStandardize(beam.PTransform):
     """LineBatches -> (RowBatches of usable rows, Rejections of all the others).
-    With keep_positions the RowBatches carry their source and line numbers."""
+    With keep_positions the RowBatches carry their source and line numbers. `standardizer`
+    is the (name, version) of the standardizer to run."""
 
-    def __init__(self, val_fraction, keep_positions=False):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=DEFAULT_STANDARDIZER):
         super().__init__()
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
+        self._standardizer = standardizer
 
     def expand(self, line_batches):
         parsed = line_batches | "ParseRows" >> beam.ParDo(
-            ParseAndStandardizeFn(self._val_fraction, self._keep_positions)
+            ParseAndStandardizeFn(self._val_fraction, self._keep_positions, self._standardizer)
         ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
         return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
 

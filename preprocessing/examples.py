@@ -10,6 +10,7 @@ import collections
 import os
 import posixpath
 import tempfile
+import typing
 
 import apache_beam as beam
 import numpy as np
@@ -48,8 +49,15 @@ def padded_token_ids(texts, token_ids, max_length):
     return padded
 
 
+class RecordGroup(typing.NamedTuple):
+    """Serialized tf.train.Examples of one shard from one batch (a type of its own, so
+    that it travels with batch_coder's compression)."""
+
+    records: typing.List[bytes]
+
+
 class EncodeExamplesFn(beam.DoFn):
-    """RowBatch -> ((split, shard), [serialized tf.train.Example]) per shard it touches.
+    """RowBatch -> ((split, shard), RecordGroup) per shard it touches.
 
     Token ids are post-padded and post-truncated to max_length. The shard is
     tweet_id % num_shards, so shards are balanced and their membership is stable."""
@@ -81,7 +89,8 @@ class EncodeExamplesFn(beam.DoFn):
         shards = collections.defaultdict(list)
         for index, tweet_id, record in zip(kept, tweet_ids, records):
             shards[(batch.splits[index], tweet_id % self._num_shards)].append(record)
-        yield from shards.items()
+        for key, records in shards.items():
+            yield key, RecordGroup(records)
 
 
 def shard_path(output_dir, split, shard, num_shards):
@@ -89,7 +98,7 @@ def shard_path(output_dir, split, shard, num_shards):
 
 
 class WriteShardFn(beam.DoFn):
-    """((split, shard), groups of records) -> (split, path) of the GZIP TFRecord shard
+    """((split, shard), RecordGroups) -> (split, path) of the GZIP TFRecord shard
     it wrote.
 
     Beam's WriteToTFRecord with a fixed shard count shuffles every record on its own;
@@ -108,7 +117,7 @@ class WriteShardFn(beam.DoFn):
         with tempfile.TemporaryDirectory(prefix="s140-shard-") as local_dir:
             local_path = os.path.join(local_dir, posixpath.basename(path))
             with tfrecord_file.GzipWriter(local_path) as writer:
-                for records in groups:
-                    writer.write_all(records)
+                for group in groups:
+                    writer.write_all(group.records)
             outputs.copy_local_file(local_path, path)
         yield split, path

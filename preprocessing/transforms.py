@@ -20,6 +20,7 @@ import typing
 import apache_beam as beam
 from absl import logging
 
+from preprocessing import batch_coder
 from preprocessing import counters
 from preprocessing import embedding
 from preprocessing import examples
@@ -43,6 +44,9 @@ class RowBatch(typing.NamedTuple):
     # duplicates.DropLaterCopies needs them.
     source: typing.Optional[str] = None
     lines: typing.Optional[typing.List[int]] = None
+
+
+batch_coder.register(rows.LineBatch, RowBatch, examples.RecordGroup)
 
 
 class SumCounters(beam.CombineFn):
@@ -95,7 +99,7 @@ class ReadRows(beam.PTransform):
             pbegin
             | "ListInputs" >> beam.Create(self._input_files)
             | "SpreadInputs" >> beam.Reshuffle()
-            | "ReadLines" >> beam.ParDo(ReadLinesFn(self._batch_size))
+            | "ReadLines" >> beam.ParDo(ReadLinesFn(self._batch_size)).with_output_types(rows.LineBatch)
             | "SpreadBatches" >> beam.Reshuffle()  # one big file is read by one worker
         )
 
@@ -173,6 +177,10 @@ class ParseAndStandardizeFn(beam.DoFn):
             yield batch
 
 
+def _same(value):
+    return value
+
+
 class ParseAndStandardize(beam.PTransform):
     """LineBatches -> (RowBatches of usable rows, Rejections of all the others).
     With keep_positions the RowBatches carry their source and line numbers. `standardizer`
@@ -187,7 +195,9 @@ class ParseAndStandardize(beam.PTransform):
         parsed = line_batches | "ParseRows" >> beam.ParDo(
             ParseAndStandardizeFn(self._val_fraction, self._keep_positions, self._standardizer)
         ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
-        return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
+        # Typed, so that the batches that wait for the vocabulary travel compressed.
+        batches = parsed.batches | "TypeBatches" >> beam.Map(_same).with_output_types(RowBatch)
+        return batches, parsed[ParseAndStandardizeFn.REJECTED]
 
 
 def row_counts(batch, max_length):
@@ -328,7 +338,7 @@ class WriteExamples(beam.PTransform):
             >> beam.ParDo(
                 examples.EncodeExamplesFn(self._max_length, self._num_shards),
                 beam.pvalue.AsSingleton(self._vocabulary),
-            )
+            ).with_output_types(typing.Tuple[typing.Tuple[str, int], examples.RecordGroup])
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(examples.WriteShardFn(self._output_dir, self._num_shards))
         )

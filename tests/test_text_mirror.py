@@ -137,3 +137,14 @@ def test_every_real_tweet(shared_data):
 @pytest.mark.parametrize("batch_size", [1, 7, 2048])
 def test_batch_size_does_not_matter(batch_size):
     _assert_same(TRICKY * 3, batch_size=batch_size)
+
+
+def test_the_beam_step_runs_the_mirror_only_for_a_standardizer_it_mirrors():
+    mirrored = transforms.ParseAndStandardizeFn(0.1)
+    mirrored.setup()
+    other = transforms.ParseAndStandardizeFn(0.1, standardizer=("standardize", text.STANDARDIZER_VERSION + 1))
+    other.setup()
+    assert mirrored._standardize_batch.func is text_mirror.standardize_batch
+    assert other._standardize_batch is transforms._tensorflow_standardize_batch
+    raw = ["I can't \u2c2f!!", "SOOO good &amp; www.x.y"]  # the first goes to the fallback
+    assert mirrored._standardize_batch(raw) == other._standardize_batch(raw) == text.standardize_batch(raw)

@@ -20,6 +20,7 @@ setuptools.setup(
         f"apache-beam=={BEAM_VERSION}",
         "cloudml-hypertune>=0.1.0.dev6",  # a Vertex tuning trial reports val_accuracy (trainer/hypertune.py)
         "google-cloud-storage>=2.18",
+        "google-crc32c>=1.5",  # TFRecord framing without TensorFlow (preprocessing/tfrecord_file.py)
         "keras>=3.6",
         "keras-tuner==1.4.8",  # tuning/keras_tuner_adapter.py reaches its internals: TESTED_VERSION
         "numpy>=1.26",

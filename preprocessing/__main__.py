@@ -35,7 +35,10 @@ import textwrap
 
 from preprocessing import quiet_tf
 
-quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
+# The job needs no TensorFlow in this process, nor in its workers where the standardizer's
+# mirror runs (preprocessing/text_mirror.py): the launcher skips the import (764 MiB). A
+# worker that does import it (a standardizer without a mirror) inherits the quiet level.
+os.environ.setdefault(quiet_tf.LEVEL_VARIABLE, quiet_tf.DEFAULT_LEVEL)
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -11,8 +11,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 _LOCAL_RUNNERS = (None, "DirectRunner", "direct")
 _WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")
-# Every worker process imports TensorFlow (764 MiB resident and ~10 s of CPU measured
-# here), so a many-core machine gets at most this many by default.
+# Each worker process holds its share of every stage's input (the FnApiRunner hands a
+# stage's input to its workers in one bundle each), so a many-core machine gets at most
+# this many by default.
 MAX_DEFAULT_WORKERS = 8
 
 
@@ -69,10 +70,10 @@ def local_parallelism(beam_args, cpu_count=None):
     (theirs always win); otherwise none.
 
     Beam's default is one worker in the launcher's process, so a local run used one core.
-    Processes rather than threads: the standardizer and GZIP release the GIL, but
-    multi_threading failed at 1.6M rows inside Beam 2.77's FnApiRunner ("Invalid
-    PaneInfoEncoding"), and processes measured faster than one in-process worker
-    (docs/benchmarks.md). On Dataflow and other runners nothing is added. The output
+    Processes rather than threads: the standardizer runs in Python (text_mirror.py) and
+    holds the GIL, multi_threading failed at 1.6M rows inside Beam 2.77's FnApiRunner
+    ("Invalid PaneInfoEncoding"), and processes measured faster than one in-process
+    worker (docs/benchmarks.md). On Dataflow and other runners nothing is added. The output
     does not depend on this: the vocabulary is sorted by count then token, and the split
     and shard of a row come from its tweet id."""
     beam_args = list(beam_args)

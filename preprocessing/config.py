@@ -12,6 +12,11 @@ GLOVE6B_STANDARDIZER = "glove6b"
 TWITTER_STANDARDIZER = "twitter"
 STANDARDIZER_NAMES = (GLOVE6B_STANDARDIZER, TWITTER_STANDARDIZER)
 DEFAULT_STANDARDIZER = GLOVE6B_STANDARDIZER
+# Each standardizer's version, kept here so that the Beam launcher and workers know it
+# without importing TensorFlow (text.py and text_twitter.py read it from here). Bump a
+# standardizer's version with any change to its rules: metadata.json records it, the
+# trainer refuses a mismatch and text_mirror.py stops offering its mirror.
+STANDARDIZER_VERSIONS = {GLOVE6B_STANDARDIZER: 2, TWITTER_STANDARDIZER: 1}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import json
 import posixpath
 
+from preprocessing import config
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
@@ -43,8 +44,6 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
     `input_files` a list of rows.InputFile (or (path, role)); `duplicates` a
     duplicates.Duplicates."""
     input_files = [rows.InputFile(*input_file) for input_file in input_files]
-    from preprocessing import text  # imports TensorFlow: only where metadata is written
-
     per_split = {
         split: {"negative": counts.get(f"rows/{split}/0", 0), "positive": counts.get(f"rows/{split}/1", 0)}
         for split in schema.SPLITS
@@ -65,8 +64,9 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
     rows_read = kept + rejected + skipped_neutral
     return {
         "schema_version": schema.SCHEMA_VERSION,
+        # Versions come from config, not text.py: the launcher never imports TensorFlow.
         "standardizer": cfg.standardizer_name,
-        "standardizer_version": text.get_standardizer(cfg.standardizer_name).version,
+        "standardizer_version": config.STANDARDIZER_VERSIONS[cfg.standardizer_name],
         "max_length": cfg.max_length,
         "vocab_size": len(vocabulary.tokens),
         "vocab": {

@@ -3,7 +3,7 @@
 The same function runs in the Beam job (on batches), in tf.data and inside the exported
 serving model, so training and serving cannot tokenize differently. Its output is the
 tokens joined by single spaces; splitting on " " gives the tokens. Change any rule and
-bump STANDARDIZER_VERSION: metadata.json records it and the trainer refuses a mismatch.
+bump its version in config.STANDARDIZER_VERSIONS: metadata.json records it and the trainer refuses a mismatch.
 
 The rules aim at GloVe 6B's vocabulary (Wikipedia + Gigaword, lower-cased, Stanford
 tokenizer): it splits "don't" into "do" "n't", keeps "!", "?", "..." as tokens, and has
@@ -22,7 +22,7 @@ import keras  # noqa: E402
 from preprocessing import config  # noqa: E402
 
 # 2: control characters (NUL included) become spaces before lower-casing.
-STANDARDIZER_VERSION = 2
+STANDARDIZER_VERSION = config.STANDARDIZER_VERSIONS[config.GLOVE6B_STANDARDIZER]
 
 # tf.strings.lower(encoding="utf-8") stops at a NUL, dropping the rest of the tweet
 # ("great\x00 awful" -> "great"); regex_replace does not. Control characters are never

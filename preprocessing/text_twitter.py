@@ -12,7 +12,7 @@ vocabulary, so these rules give them their trained vectors instead of random one
 Like the default standardizer (preprocessing/text.py) it is TF string ops (RE2), so one
 function runs in Beam, tf.data and the serving model, its output is tokens joined by
 single spaces, and standardizing standardized text changes nothing. Change any rule and
-bump TWITTER_STANDARDIZER_VERSION.
+bump its version in config.STANDARDIZER_VERSIONS.
 
 Where this differs from the script, it is on purpose:
 - Special tokens are always tokens of their own ("kindle2" -> "kindle <number>"), and a
@@ -35,7 +35,9 @@ from preprocessing._tf import tf  # isort: skip
 
 import keras  # noqa: E402
 
-TWITTER_STANDARDIZER_VERSION = 1
+from preprocessing import config  # noqa: E402
+
+TWITTER_STANDARDIZER_VERSION = config.STANDARDIZER_VERSIONS[config.TWITTER_STANDARDIZER]
 
 # The special tokens, also the names evaluation slices look for.
 LINK_TOKEN = "<url>"

@@ -3,8 +3,9 @@
 Each composite takes and returns PCollections of plain values (LineBatch, RowBatch,
 Rejection, Vocabulary, file paths), so each one is tested alone on a few rows. The work
 per batch lives in small DoFns (`...Fn`) and plain functions: the row stages' here, the
-examples' in examples.py, the GloVe stages' in embedding.py. DoFns that use TensorFlow
-import it in `setup()`, on the workers that run them, never at import.
+examples' in examples.py, the GloVe stages' in embedding.py. No stage needs TensorFlow:
+the standardizer runs as its pure-Python mirror (text_mirror.py) where one is proven,
+and only otherwise imports TensorFlow, on the worker that needs it.
 
 Rows travel in batches of a few thousand from the moment they are read, so that
 TensorFlow and the runner's per-element costs are paid per batch, not per tweet.
@@ -19,6 +20,7 @@ import typing
 import apache_beam as beam
 from absl import logging
 
+from preprocessing import batch_coder
 from preprocessing import config
 from preprocessing import counters
 from preprocessing import embedding
@@ -28,6 +30,7 @@ from preprocessing import metadata as metadata_lib
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
+from preprocessing import text_mirror
 from preprocessing import vocab as vocab_lib
 
 
@@ -42,6 +45,9 @@ class RowBatch(typing.NamedTuple):
     # duplicates.DropLaterCopies needs them.
     source: typing.Optional[str] = None
     lines: typing.Optional[typing.List[int]] = None
+
+
+batch_coder.register(rows.LineBatch, RowBatch, examples.RecordGroup)
 
 
 class SumCounters(beam.CombineFn):
@@ -94,9 +100,15 @@ class ReadRows(beam.PTransform):
             pbegin
             | "ListInputs" >> beam.Create(self._input_files)
             | "SpreadInputs" >> beam.Reshuffle()
-            | "ReadLines" >> beam.ParDo(ReadLinesFn(self._batch_size))
+            | "ReadLines" >> beam.ParDo(ReadLinesFn(self._batch_size)).with_output_types(rows.LineBatch)
             | "SpreadBatches" >> beam.Reshuffle()  # one big file is read by one worker
         )
+
+
+def _tensorflow_standardize_batch(texts, standardizer):
+    from preprocessing import text  # imports TensorFlow: only on workers that need it
+
+    return text.standardize_batch(texts, standardizer=standardizer)
 
 
 class ParseAndStandardizeFn(beam.DoFn):
@@ -112,14 +124,22 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     def __init__(self, val_fraction, keep_positions=False, standardizer=config.DEFAULT_STANDARDIZER):
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
-        self._standardizer = standardizer  # a name of text.STANDARDIZERS
+        self._standardizer = standardizer  # a name of config.STANDARDIZER_NAMES
         self._standardize_batch = None
         self._progress = None
 
     def setup(self):
-        from preprocessing import text  # imports TensorFlow: only on workers that need it
-
-        self._standardize_batch = functools.partial(text.standardize_batch, standardizer=self._standardizer)
+        name, version = self._standardizer, config.STANDARDIZER_VERSIONS[self._standardizer]
+        with_tensorflow = functools.partial(_tensorflow_standardize_batch, standardizer=name)
+        mirror = text_mirror.mirror_for(name, version)
+        if mirror is None:
+            logging.info("Standardizer %s v%s runs with TensorFlow here (no pure-Python mirror proven for it "
+                         "under this Python and TensorFlow)", name, version)
+            self._standardize_batch = with_tensorflow
+        else:
+            # The mirror keeps TensorFlow out of this worker process (memory, start-up);
+            # the rare tweet it cannot prove equal goes to TensorFlow.
+            self._standardize_batch = functools.partial(mirror, fallback=with_tensorflow)
         self._progress = counters.Progress("ParseAndStandardize on this worker")
 
     def process(self, line_batch):
@@ -155,6 +175,10 @@ class ParseAndStandardizeFn(beam.DoFn):
             yield batch
 
 
+def _same(value):
+    return value
+
+
 class ParseAndStandardize(beam.PTransform):
     """LineBatches -> (RowBatches of usable rows, Rejections of all the others).
     With keep_positions the RowBatches carry their source and line numbers; `standardizer`
@@ -169,7 +193,9 @@ class ParseAndStandardize(beam.PTransform):
         parsed = line_batches | "ParseRows" >> beam.ParDo(
             ParseAndStandardizeFn(self._val_fraction, self._keep_positions, self._standardizer)
         ).with_outputs(ParseAndStandardizeFn.REJECTED, main="batches")
-        return parsed.batches, parsed[ParseAndStandardizeFn.REJECTED]
+        # Typed, so that the batches that wait for the vocabulary travel compressed.
+        batches = parsed.batches | "TypeBatches" >> beam.Map(_same).with_output_types(RowBatch)
+        return batches, parsed[ParseAndStandardizeFn.REJECTED]
 
 
 def row_counts(batch, max_length):
@@ -310,7 +336,7 @@ class WriteExamples(beam.PTransform):
             >> beam.ParDo(
                 examples.EncodeExamplesFn(self._max_length, self._num_shards),
                 beam.pvalue.AsSingleton(self._vocabulary),
-            )
+            ).with_output_types(typing.Tuple[typing.Tuple[str, int], examples.RecordGroup])
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(examples.WriteShardFn(self._output_dir, self._num_shards))
         )

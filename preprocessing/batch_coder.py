@@ -1,0 +1,38 @@
+"""The coder of the row batches that cross a stage boundary: pickled, then zlib level 1.
+
+Every batch that crosses a stage boundary is held encoded by the runner until the next
+stage reads it (locally: all of them at once, in the launcher's memory, since Beam's
+FnApiRunner materializes each stage's input) and by the worker that receives it. Tweets
+compress ~3x, so at 1.6M rows this moves hundreds of MiB fewer at ~1% of the CPU time.
+On Dataflow it shrinks the shuffled bytes in the same way: the graph is the same.
+"""
+
+import pickle
+import zlib
+
+import apache_beam as beam
+
+
+class CompressedBatchCoder(beam.coders.Coder):
+    """Any picklable value (a LineBatch, a RowBatch, a list of records) as zlib bytes."""
+
+    def encode(self, value):
+        return zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    def decode(self, encoded):
+        return pickle.loads(zlib.decompress(encoded))
+
+    def is_deterministic(self):
+        return False  # never a key: only batches travel with it
+
+    def __eq__(self, other):
+        return type(self) is type(other)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+def register(*batch_types):
+    """Makes CompressedBatchCoder the coder of PCollections typed as any of `batch_types`."""
+    for batch_type in batch_types:
+        beam.coders.registry.register_coder(batch_type, CompressedBatchCoder)

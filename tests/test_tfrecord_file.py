@@ -1,0 +1,54 @@
+"""TFRecord shards and token ids made without TensorFlow, against TensorFlow's own."""
+
+import gzip
+
+import numpy as np
+import tensorflow as tf
+
+from preprocessing import examples, schema, tfrecord_file
+
+
+def test_tensorflow_reads_back_every_record_in_order(tmp_path):
+    records = [b"", b"x", b"\x00" * 300, "é".encode() * 5000] + [f"record {i}".encode() for i in range(1000)]
+    path = tmp_path / "part.tfrecord.gz"
+    with tfrecord_file.GzipWriter(str(path)) as writer:
+        writer.write_all(records[:3])
+        writer.write_all([])
+        writer.write_all(records[3:])
+    read = [record.numpy() for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
+    assert read == records
+
+
+def test_frames_are_tensorflows_bytes(tmp_path):
+    # TensorFlow's writer without compression gives the frames themselves.
+    records = [b"good day", b"", b"y" * 70_000]
+    path = str(tmp_path / "tf.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    with open(path, "rb") as handle:
+        assert tfrecord_file.framed(records) == handle.read()
+
+
+def test_the_same_records_give_the_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        with tfrecord_file.GzipWriter(str(tmp_path / name)) as writer:
+            writer.write_all([b"one", b"two"])
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert gzip.decompress((tmp_path / "a").read_bytes()) == tfrecord_file.framed([b"one", b"two"])
+
+
+def test_padded_token_ids_are_the_tensorflow_lookups():
+    vocabulary = ["", "[UNK]", "good", "day", "!", "é"]
+    texts = ["good day !", "good", "unknown day é é é", " ".join(["good"] * 7), "day"]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)),
+        default_value=schema.UNK_ID,
+    )
+    for max_length in (1, 4, 8):
+        want = table.lookup(examples.split_tokens(texts)).to_tensor(
+            default_value=schema.PAD_ID, shape=[None, max_length]).numpy()
+        got = examples.padded_token_ids(texts, {token: i for i, token in enumerate(vocabulary)}, max_length)
+        assert got.dtype == np.int64
+        assert got.tolist() == want.tolist()
+    assert examples.padded_token_ids(texts, {"good": 2}, 3).tolist()[0] == [2, 1, 1]

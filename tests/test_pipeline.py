@@ -282,3 +282,14 @@ def test_cli_runs_with_beam_options(tmp_path):
     assert "Wrote" in result.stdout and "train" in result.stdout
     stored = json.loads((tmp_path / "o" / schema.METADATA_FILE).read_text())
     assert stored["pipeline_options"] == {"job_name": "tiny-run"}
+
+
+def test_rows_glove_lacks_are_recorded_for_the_trainer(job):
+    meta, out = job
+    tokens = (out / schema.VOCAB_FILE).read_text().split("\n")[:-1]
+    uncovered = np.load(out / schema.UNCOVERED_IDS_FILE)
+    # [UNK] always, then every token the GloVe file has no line for, in id order.
+    expected = [schema.UNK_ID] + [i for i, token in enumerate(tokens) if i > 1 and token not in GLOVE_WORDS]
+    assert uncovered.tolist() == expected
+    assert tokens.index("bad") in expected and tokens.index("happy") not in expected
+    assert meta["embedding"]["uncovered_rows"] == len(expected) == len(tokens) - 1 - meta["embedding"]["covered_types"]

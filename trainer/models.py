@@ -9,7 +9,10 @@ of every run and trial, and the trainer builds *and* compiles inside
 Each architecture is a body function whose keyword-only arguments are its
 hyperparameters; their defaults are the seed's, and `hyperparameters()` reads them
 from the signature, so the tuner's search space and the CLI cannot drift from the
-code that uses them.
+code that uses them. `COMMON_HYPERPARAMETERS` (spatial dropout, the wide logit) apply
+around every body; the embedding (frozen GloVe, optionally with trainable rows for the
+tokens it lacks) is `trainer.embedding_layers`, pooling and the output layer are
+`trainer.model_heads`.
 """
 
 import dataclasses

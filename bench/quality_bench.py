@@ -4,8 +4,7 @@ the real sample, in one run of s140-compare.
 On the real Sentiment140 rows of ../shared/data (train_sample.csv split into train/val
 by the Beam job as bench/train_bench.py does, the official test CSV, the GloVe 50d
 subset, frozen), s140-compare trains each architecture by the path of s140-train, with
-its recommended recipe (`--recipe=recommended`) when s140-compare has that flag, else
-with the trainer's defaults (said in the output), and fits the TF-IDF (1-2-gram) +
+its recommended recipe (`--recipe=recommended`, trainer/recipes.py), and fits the TF-IDF (1-2-gram) +
 logistic regression baseline on the same train split's standardized text. Printed:
 
   - per architecture: val accuracy (at the lowest val loss epoch, the weights kept),
@@ -41,24 +40,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 import train_bench  # noqa: E402  (the real sample's preprocessing, shared)
 
 ALL = "flatten,gap,bilstm,stacked_bilstm,conv1d,bigru,conv_lstm"
-RECIPE_FLAG = "--recipe"
 
 
 def compare_command(data_dir, job_dir, args):
     return [
         sys.executable, "-m", "trainer.compare_main", f"--data_dir={data_dir}", f"--job_dir={job_dir}",
         f"--architectures={args.architectures}",
-        *([f"--epochs={args.epochs}"] if args.epochs else []),
+        "--recipe=recommended", *([f"--epochs={args.epochs}"] if args.epochs else []),
     ]
-
-
-def has_recipe_flag(env):
-    """Whether this checkout's s140-compare takes --recipe (its full flag list)."""
-    listed = subprocess.run(
-        [sys.executable, "-m", "trainer.compare_main", "--helpfull"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    return f"{RECIPE_FLAG}:" in listed.stdout or f"  {RECIPE_FLAG} " in listed.stdout
 
 
 def print_table(result):
@@ -102,7 +91,7 @@ def print_slices(slices):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--architectures", default=ALL)
-    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's (or the trainer's)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: each recipe's")
     parser.add_argument("--work_dir", default=None, help="keeps data/ and compare/; default: a new temporary dir")
     args = parser.parse_args()
     if not (train_bench.SHARED / "sentiment140" / "train_sample.csv").exists():
@@ -112,11 +101,7 @@ def main():
     data_dir = str(work / "data") if (work / "data" / "metadata.json").exists() else train_bench.preprocess(work)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = compare_command(data_dir, work / "compare", args)
-    if has_recipe_flag(env):
-        command.append(f"{RECIPE_FLAG}=recommended")
-        recipe_note = "each architecture's recommended recipe (--recipe=recommended)"
-    else:
-        recipe_note = "the trainer's defaults: this s140-compare has no --recipe flag"
+    recipe_note = "each architecture's recommended recipe (--recipe=recommended)"
     print(f"Recipe: {recipe_note}.\nCommand: {' '.join(str(part) for part in command)}", flush=True)
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True)

@@ -2,12 +2,14 @@
 vectors of the vocabulary's tokens from a GloVe source, and the matrix they fill."""
 
 import collections
+import posixpath
 
 import apache_beam as beam
 
 from preprocessing import counters
 from preprocessing import glove
 from preprocessing import outputs
+from preprocessing import schema
 
 
 def token_set(vocabulary):
@@ -51,8 +53,11 @@ class KumoVectorsFn(beam.DoFn):
 
 
 def write_embeddings(found, vocabulary, dim, path):
-    """Writes the matrix of the vocabulary from the {token: vector} GloVe has; returns
+    """Writes the matrix of the vocabulary from the {token: vector} GloVe has, and beside
+    it the ids of the rows GloVe lacks (the trainer may make those trainable); returns
     metadata.json's embedding statistics."""
     matrix, coverage = glove.assemble(vocabulary, found, dim)
+    uncovered = glove.uncovered_ids(vocabulary, found)
+    outputs.write_npy(posixpath.join(posixpath.dirname(path), schema.UNCOVERED_IDS_FILE), uncovered)
     outputs.write_npy(path, matrix)
-    return {"dim": dim, **coverage}
+    return {"dim": dim, **coverage, "uncovered_rows": len(uncovered)}

@@ -241,6 +241,16 @@ def fallback_vector(token, dim, scale):
     return np.random.default_rng(seed).normal(0.0, scale, dim).astype(np.float32)
 
 
+def uncovered_ids(vocabulary, found):
+    """The sorted ids of the rows `assemble` fills with fallback vectors: [UNK] (always,
+    whatever the GloVe file holds: it stands for every token outside the vocabulary)
+    and each vocabulary token without a GloVe vector. Padding (id 0) is not among them."""
+    return np.array(
+        [1] + [index for index in range(2, len(vocabulary.tokens)) if vocabulary.tokens[index] not in found],
+        dtype=np.int64,
+    )
+
+
 def assemble(vocabulary, found, dim):
     """The embedding matrix (row i = vector of token i) and coverage statistics.
 

@@ -14,6 +14,10 @@ SCHEMA_VERSION = 1
 METADATA_FILE = "metadata.json"  # written last: its presence means the directory is complete
 VOCAB_FILE = "vocab.txt"
 EMBEDDINGS_FILE = "embeddings.npy"
+# int64 [n], sorted: the ids of the rows of embeddings.npy that GloVe lacks ([UNK] and
+# every vocabulary token without a vector), filled with fixed fallback vectors. Older
+# data directories do not have it; metadata.json's embedding.uncovered_rows counts it.
+UNCOVERED_IDS_FILE = "uncovered_ids.npy"
 REJECTED_DIR = "rejected"
 SPLITS = ("train", "val", "test")
 TFRECORD_SUFFIX = ".tfrecord.gz"

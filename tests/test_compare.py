@@ -224,3 +224,20 @@ def test_without_matplotlib_the_page_names_the_plots_extra(monkeypatch):
         "[gap](gap/report.md)", "10 (4)", "1 / 1", "0.6000", "0.7000", "0.6000", "-0.0100", "1.5", "n/a",
     ]
     assert "it beats the baseline on val (+0.1000)." in markdown
+
+
+def test_a_recipe_fills_each_architecture_and_explicit_flags_win(tmp_path):
+    from trainer import recipes
+
+    base = _base(tmp_path / "data", tmp_path / "job", recipe="recommended", batch_size=32)
+    conv1d = compare.architecture_config(base, "conv1d", explicit={"batch_size": 32})
+    recipe = recipes.RECOMMENDED["conv1d"]
+    assert conv1d.hparams == dict(recipe.hparams) and conv1d.hparams["wide"] == "bigrams"
+    assert conv1d.batch_size == 32  # given on the command line: not the recipe's 256
+    assert conv1d.learning_rate == recipe.settings["learning_rate"] == 3e-3
+    assert conv1d.train_oov_vectors is True and conv1d.epochs == recipe.settings["epochs"]
+    assert conv1d.job_dir == str(tmp_path / "job" / "conv1d")
+    gap = compare.architecture_config(base, "gap", explicit={"batch_size": 32})
+    assert gap.hparams == dict(recipes.RECOMMENDED["gap"].hparams) and gap.hparams["pooling"] == "max_mean"
+    plain = compare.architecture_config(_base(tmp_path / "data", tmp_path / "job"), "conv1d")
+    assert plain.hparams == {} and plain.learning_rate == LEARNING_RATE and plain.train_oov_vectors is False

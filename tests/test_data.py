@@ -244,3 +244,37 @@ def test_a_truncated_shard_is_named_with_what_to_do(broken_dir):
     assert f"Received damaged ones: ['{cut}']" in message
     assert intact not in message
     assert "re-run s140-preprocess" in message
+
+
+# --- The rows GloVe lacks.
+
+
+def test_contract_lists_the_rows_glove_lacks(sample_data_dir):
+    contract = data.load_contract(sample_data_dir)
+    ids = contract.require_uncovered_ids()
+    assert ids.tolist() == np.load(f"{sample_data_dir}/{schema.UNCOVERED_IDS_FILE}").tolist()
+    assert ids[0] == schema.UNK_ID and len(ids) == contract.metadata["embedding"]["uncovered_rows"]
+    assert contract.vocab_size - len(ids) - 1 == contract.metadata["embedding"]["covered_types"]
+
+
+def test_older_data_dir_loads_and_fails_only_when_its_uncovered_rows_are_asked_for(broken_dir):
+    path = broken_dir / schema.METADATA_FILE
+    metadata = json.loads(path.read_text())
+    del metadata["embedding"]["uncovered_rows"]
+    path.write_text(json.dumps(metadata))
+    (broken_dir / schema.UNCOVERED_IDS_FILE).unlink()
+    contract = data.load_contract(str(broken_dir))
+    assert contract.uncovered_ids is None and contract.count("train") > 0
+    with pytest.raises(schema.ContractError, match=r"Expected uncovered_ids.npy .* --train_oov_vectors.*Re-run s140-preprocess"):
+        contract.require_uncovered_ids()
+
+
+def test_uncovered_ids_that_disagree_with_metadata_are_refused(broken_dir):
+    path = broken_dir / schema.UNCOVERED_IDS_FILE
+    ids = np.load(path)
+    np.save(path, ids[:-2])
+    with pytest.raises(schema.ContractError, match=rf"expected {len(ids)} integer ids .* Received: shape \[{len(ids) - 2}\]"):
+        data.load_contract(str(broken_dir))
+    path.unlink()
+    with pytest.raises(schema.ContractError, match="Expected the ids of the rows GloVe lacks at"):
+        data.load_contract(str(broken_dir))

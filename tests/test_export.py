@@ -225,6 +225,34 @@ def test_export_of_a_model_trained_under_mirrored_strategy(sample_data_dir, tmp_
     )
 
 
+def test_export_of_the_recommended_options_reloads_to_the_same_predictions(sample_data_dir, tmp_path):
+    """Trainable rows for the tokens GloVe lacks, max pooling and the wide bigram logit:
+    saved as model.keras and reloaded (as s140-train does), exported, and scored in a
+    fresh process, the served model gives the in-memory model's probabilities."""
+    contract = data.load_contract(sample_data_dir)
+    uncovered = contract.require_uncovered_ids()
+    model = _train(
+        contract, sample_data_dir, epochs=1, architecture="conv1d", trainable_ids=uncovered,
+        pooling="max", spatial_dropout=0.2, dropout=0.3, wide="bigrams", wide_buckets=4096,
+    )
+    # Training moved the uncovered rows and the wide weights; GloVe's rows did not move.
+    embedding = model.get_layer("embedding")
+    assert np.abs(embedding.rows.get_weights()[0] - contract.embeddings[uncovered]).max() > 1e-3
+    np.testing.assert_array_equal(embedding.frozen.get_weights()[0], contract.embeddings)
+    assert np.abs(model.get_layer("probability").bigrams.get_weights()[0]).max() > 0
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    export.export_serving_model(
+        reloaded, vocab_tokens=contract.vocab_tokens, max_length=contract.max_length,
+        export_dir=str(tmp_path / "model"),
+    )
+    tweets = POSITIVE_TWEETS + NEGATIVE_TWEETS + MESSY_TWEETS[:-1]
+    probability, _, token_ids = _score_in_fresh_process(str(tmp_path / "model"), tweets, tmp_path)
+    assert (token_ids == schema.UNK_ID).any()  # an uncovered row is read
+    np.testing.assert_allclose(probability, _keras_probability(model, token_ids), atol=1e-5)
+    assert probability.std() > 0.01
+
+
 def test_mixed_precision_model_exports_float32_probabilities(sample_data_dir, tmp_path):
     contract = data.load_contract(sample_data_dir)
     keras.mixed_precision.set_global_policy("mixed_float16")

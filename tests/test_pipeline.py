@@ -342,3 +342,14 @@ def test_cli_standardizer_flag(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert refused.returncode != 0 and "--standardizer=tweets: value should be one of <glove6b|twitter>" in refused.stderr
+
+
+def test_rows_glove_lacks_are_recorded_for_the_trainer(job):
+    meta, out = job
+    tokens = (out / schema.VOCAB_FILE).read_text().split("\n")[:-1]
+    uncovered = np.load(out / schema.UNCOVERED_IDS_FILE)
+    # [UNK] always, then every token the GloVe file has no line for, in id order.
+    expected = [schema.UNK_ID] + [i for i, token in enumerate(tokens) if i > 1 and token not in GLOVE_WORDS]
+    assert uncovered.tolist() == expected
+    assert tokens.index("bad") in expected and tokens.index("happy") not in expected
+    assert meta["embedding"]["uncovered_rows"] == len(expected) == len(tokens) - 1 - meta["embedding"]["covered_types"]

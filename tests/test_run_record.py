@@ -52,6 +52,25 @@ def test_only_settings_that_change_what_is_learned_must_match(tmp_path):
     assert found == [("data.vocab_size", 100, 200), ("learning_rate", 0.01, 0.1), ("seed", 42, 7)]
 
 
+def test_trainable_oov_rows_and_new_options_are_part_of_what_must_match(tmp_path):
+    base = _cfg(tmp_path / "data", tmp_path / "job")
+    recorded = run_record.record_of(base, _metadata(), base.resolved_hparams())
+    assert (recorded["train_oov_vectors"], recorded["recipe"], recorded["hparams"]["wide"]) == (False, "none", "none")
+    other = _cfg(tmp_path / "data", tmp_path / "job", train_oov_vectors=True, hparams={**SMALL_CONV, "wide": "bigrams"})
+    found = run_record.differences(recorded, run_record.record_of(other, _metadata(), other.resolved_hparams()))
+    assert found == [("hparams.wide", "none", "bigrams"), ("train_oov_vectors", False, True)]
+    # A run.json written before these settings existed resumes at their seed values ...
+    older = json.loads(json.dumps(recorded))
+    for name in ("train_oov_vectors", "recipe"):
+        del older[name]
+    for name in ("pooling", "spatial_dropout", "wide", "wide_buckets"):
+        del older["hparams"][name]
+    assert run_record.differences(older, recorded) == []
+    # ... and is refused under other values.
+    assert run_record.differences(older, run_record.record_of(other, _metadata(), other.resolved_hparams())) == [
+        ("hparams.wide", None, "bigrams"), ("train_oov_vectors", None, True)]
+
+
 def test_a_job_dir_refuses_another_architecture_and_overwrite_starts_afresh(sample_data_dir, tmp_path):
     job_dir = tmp_path / "job"
     # The first run writes run.json before its first epoch and then its history.

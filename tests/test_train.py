@@ -43,6 +43,11 @@ def test_config_defaults_and_resolved_hparams():
         "dense_units": 64,
         "dropout": 0,
         "recurrent_dropout": 0.0,
+        # Options added later, at the values that keep the seed's model (trainer/model_heads.py).
+        "pooling": "last",
+        "spatial_dropout": 0.0,
+        "wide": "none",
+        "wide_buckets": 2**18,
     }
 
 
@@ -55,7 +60,7 @@ def test_config_defaults_and_resolved_hparams():
         ({"mixed_precision": "fp16"}, r"Expected --mixed_precision in \['auto', 'off', 'float16', 'bfloat16'\]"),
         ({"cpu_replicas": 0}, r"Expected --cpu_replicas to be an integer >= 1"),
         ({"architecture": "transformer"}, r"Expected an architecture in \['flatten', 'gap'"),
-        ({"hparams": {"gru_units": 8}}, r"among \['dense_units', 'dropout', 'lstm_units', 'recurrent_dropout'\]\. Received unknown: \['gru_units'\]"),
+        ({"hparams": {"gru_units": 8}}, r"among \['dense_units', 'dropout', 'lstm_units', 'pooling', 'recurrent_dropout', 'spatial_dropout', 'wide', 'wide_buckets'\]\. Received unknown: \['gru_units'\]"),
         ({"hparams": {"lstm_units": 8.5}}, r"lstm_units to be int \(default 64\)\. Received: 8\.5"),
         ({"job_dir": ""}, r"Expected --job_dir to be a path"),
     ],
@@ -100,7 +105,7 @@ def test_cli_hparams_are_typed_from_the_defaults():
         "dropout": 0.25,
         "dense_units": 16,
     }
-    with pytest.raises(ValueError, match=r"among \['dense_units', 'dropout'\]\. Received unknown: \['lstm_units'\]"):
+    with pytest.raises(ValueError, match=r"among \['dense_units', 'dropout', 'pooling', 'spatial_dropout', 'wide', 'wide_buckets'\]\. Received unknown: \['lstm_units'\]"):
         cli.parse_hparams("gap", ["lstm_units=32"])
     with pytest.raises(ValueError, match=r"Received flags for: \['gru_units'\]"):
         cli.parse_hparams("bilstm", [], {"gru_units": 8, "dropout": None})
@@ -420,7 +425,7 @@ def test_cli_errors_name_what_was_expected(sample_data_dir, tmp_path):
     assert "not an s140-preprocess output directory" in stderr
     code, stderr = results["unknown_hparam"]
     assert code != 0
-    assert "Expected hyperparameters of 'gap' among ['dense_units', 'dropout']" in stderr
+    assert "Expected hyperparameters of 'gap' among ['dense_units', 'dropout', 'pooling', 'spatial_dropout', 'wide', 'wide_buckets']" in stderr
     code, stderr = results["unknown_flag"]
     assert code != 0 and "epochz" in stderr
     assert not (tmp_path / "job1").exists() and not (tmp_path / "job2").exists()

@@ -217,3 +217,27 @@ def test_bayesian_optimisation_proposes_valid_configurations(tmp_path):
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
     assert len(oracle.trials) == 4
+
+
+def test_pooling_spatial_dropout_and_wide_are_searched_with_the_seed_as_default():
+    space = search_space.declared_space(architectures=("conv1d", "bigru", "flatten"), max_length=MAX_LENGTH)
+    by_name = {hp.name: hp for hp in space.space}
+    assert by_name["conv1d/pooling"].values == ["mean", "max", "max_mean"]
+    assert by_name["bigru/pooling"].values == ["last", "max", "max_mean"]
+    assert "flatten/pooling" not in by_name
+    for architecture in ("conv1d", "bigru", "flatten"):
+        assert by_name[f"{architecture}/wide"].values == ["none", "unigrams", "bigrams"]
+        assert by_name[f"{architecture}/spatial_dropout"].values == [0.0, 0.1, 0.2, 0.3]
+    # Text choices are categories (KerasTuner orders numbers only); the defaults are the seed's.
+    assert not by_name["conv1d/wide"].ordered and by_name["conv1d/spatial_dropout"].ordered
+    assert (by_name["conv1d/pooling"].default, by_name["bigru/pooling"].default, by_name["conv1d/wide"].default) == (
+        "mean", "last", "none")
+    # A drawn recipe-like trial builds the options it names.
+    values = {**{hp.name: hp.default for hp in space.space}, "architecture": "conv1d", "conv1d/pooling": "max",
+              "conv1d/wide": "bigrams", "conv1d/wide_buckets": 2**16, "conv1d/spatial_dropout": 0.2}
+    _, _, hparams = search_space.trial_config(values)
+    model = search_space.SentimentHyperModel(_contract(), architectures=("conv1d", "bigru", "flatten")).build(
+        _hp(values, ("conv1d", "bigru", "flatten")))
+    assert (hparams["pooling"], hparams["wide"], hparams["wide_buckets"]) == ("max", "bigrams", 2**16)
+    assert model.get_layer("probability").bigrams.input_dim == 2**16
+    assert [l.rate for l in model.layers if l.__class__.__name__ == "SpatialDropout1D"] == [0.2]

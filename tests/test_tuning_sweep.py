@@ -27,7 +27,13 @@ def _rows(tuner_dir):
 
 
 def _number(text):
-    return float(text) if "." in text or "e" in text else int(text)
+    """A trials.csv cell as its value: int, float, or text (pooling, wide)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _info(tuner_dir, trial_id):

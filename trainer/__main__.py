@@ -1,5 +1,11 @@
 """s140-train: train one sentiment classifier on an s140-preprocess data directory.
 
+The recommended recipe (trainer/recipes.py: the settings that measured best on
+validation, with the command that measured them); any flag given explicitly wins:
+
+  s140-train --data_dir=runs/data --job_dir=runs/conv1d --architecture=conv1d \\
+      --recipe=recommended
+
 Example (one machine, the CPU split into two replicas):
 
   s140-train --data_dir=runs/data --job_dir=runs/bilstm --architecture=bilstm \\
@@ -36,6 +42,7 @@ from trainer import cli_flags  # noqa: E402
 from preprocessing import cli_help  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import models  # noqa: E402
+from trainer import recipes  # noqa: E402
 from trainer import run_record  # noqa: E402
 from trainer import strategy  # noqa: E402
 
@@ -57,6 +64,11 @@ _OVERWRITE = flags.DEFINE_boolean(
     "afresh. Without it, a job dir started with other settings (architecture, "
     "hyperparameters, learning rate, batch, seed, data) is refused; --epochs may differ.",
 )
+_RECIPE = flags.DEFINE_enum(
+    "recipe", _DEFAULTS["recipe"], recipes.NAMES,
+    "recommended: the architecture's recommended hyperparameters and training settings "
+    "(trainer/recipes.py); flags given explicitly win over them. none: the defaults.",
+)
 _HPARAMS = flags.DEFINE_list(
     "hparams", [], "Architecture hyperparameters as name=value pairs, e.g. lstm_units=32,dropout=0.2."
 )
@@ -73,14 +85,30 @@ def _hyperparameter_types():
     return types
 
 
+def _choices_help(name):
+    """" One of [...]" for a text hyperparameter, listing each architecture's choices."""
+    by_values = {}
+    for architecture in models.ARCHITECTURES:
+        values = models.choices(architecture).get(name)
+        if values:
+            by_values.setdefault(tuple(values), []).append(architecture)
+    if not by_values:
+        return ""
+    if len(by_values) == 1:
+        return f"; one of {list(next(iter(by_values)))}"
+    return "; " + "; ".join(f"{', '.join(names)}: one of {list(values)}" for values, names in by_values.items())
+
+
 _HPARAM_TYPES = _hyperparameter_types()
-_DEFINE_BY_TYPE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_boolean}
+_DEFINE_BY_TYPE = {
+    int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
+}
 _HPARAM_FLAGS = {
     name: _DEFINE_BY_TYPE[kind](
         name, None,
         "Hyperparameter of " + ", ".join(
             a for a in models.ARCHITECTURES if name in models.hyperparameters(a)
-        ) + " (default: the architecture's).",
+        ) + _choices_help(name) + " (default: the architecture's).",
     )
     for name, kind in sorted(_HPARAM_TYPES.items())
 }
@@ -144,13 +172,17 @@ def main(argv):
         _HPARAMS.value,
         {name: holder.value for name, holder in _HPARAM_FLAGS.items()},
     )
+    explicit = {
+        **cli_flags.explicit_run_settings(),
+        **{name: holder.value for name, holder in (("epochs", _EPOCHS), ("learning_rate", _LEARNING_RATE)) if holder.present},
+    }
+    settings, hparams = recipes.apply(_RECIPE.value, _ARCHITECTURE.value, settings=explicit, hparams=hparams)
     cfg = config.TrainConfig(
-        **cli_flags.run_settings(),
+        **{**cli_flags.run_settings(), "epochs": _EPOCHS.value, "learning_rate": _LEARNING_RATE.value, **settings},
         job_dir=job_dir,
         architecture=_ARCHITECTURE.value,
-        epochs=_EPOCHS.value,
-        learning_rate=_LEARNING_RATE.value,
         hparams=hparams,
+        recipe=_RECIPE.value,
         overwrite=_OVERWRITE.value,
     )
     logging.info("Settings: %s", cfg)
@@ -196,7 +228,7 @@ def help_groups():
     """The --help groups of s140-train's flags."""
     return [
         ("Data and outputs", ["data_dir", "job_dir", "overwrite"]),
-        ("Model", ["architecture", "hparams"]),
+        ("Model", ["architecture", "recipe", "hparams"]),
         ("Hyperparameters (each also settable through --hparams)", sorted(_HPARAM_FLAGS)),
         ("Training", ["epochs", "learning_rate", *cli_flags.FIT_FLAGS]),
         ("Devices and speed", list(cli_flags.DEVICE_FLAGS)),

@@ -48,6 +48,12 @@ JIT_COMPILE = flags.DEFINE_enum(
     "XLA-compile the training step. auto: on one device, except GPU LSTM/GRU models that "
     "can use cuDNN; never across replicas (trainer/step_plan.py).",
 )
+TRAIN_OOV_VECTORS = flags.DEFINE_boolean(
+    "train_oov_vectors", _DEFAULTS["train_oov_vectors"],
+    "Give the embedding rows GloVe lacks ([UNK] and the vocabulary tokens without a GloVe "
+    "vector, as the data directory's uncovered_ids.npy lists them) trainable vectors, "
+    "started from their fixed fallback vectors; the GloVe rows stay frozen.",
+)
 
 _HOLDERS = {
     "data_dir": DATA_DIR,
@@ -58,6 +64,7 @@ _HOLDERS = {
     "seed": SEED,
     "steps_per_execution": STEPS_PER_EXECUTION,
     "jit_compile": JIT_COMPILE,
+    "train_oov_vectors": TRAIN_OOV_VECTORS,
 }
 if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
     raise TypeError(f"Shared flags {sorted(_HOLDERS)} differ from RunSettings {sorted(_DEFAULTS)}.")
@@ -65,10 +72,16 @@ if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
 
 # --help groups of the shared flags (trainer/cli_help.py): how a fit is fed and seeded,
 # and where and how fast it runs.
-FIT_FLAGS = ("batch_size", "early_stopping_patience", "seed")
+FIT_FLAGS = ("batch_size", "early_stopping_patience", "seed", "train_oov_vectors")
 DEVICE_FLAGS = ("mixed_precision", "cpu_replicas", "steps_per_execution", "jit_compile")
 
 
 def run_settings():
     """{setting: flag value} of every `config.RunSettings` field (kwargs of a config)."""
     return {name: holder.value for name, holder in _HOLDERS.items()}
+
+
+def explicit_run_settings():
+    """{setting: flag value} of the shared flags given on the command line (they win over
+    a recipe's values; the others may take the recipe's)."""
+    return {name: holder.value for name, holder in _HOLDERS.items() if holder.present}

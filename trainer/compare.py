@@ -30,6 +30,7 @@ from trainer import callbacks as callbacks_lib
 from trainer import compare_chart
 from trainer import data
 from trainer import files
+from trainer import recipes
 from trainer import run_record
 from trainer import strategy as strategy_lib
 from trainer import train as train_lib
@@ -42,11 +43,17 @@ CURVES_FILE = "compare_curves.png"
 _DISPATCH_ONLY = ("steps_per_execution", "jit_compile")
 
 
-def architecture_config(base, architecture):
+def architecture_config(base, architecture, explicit=None):
     """The `TrainConfig` of one architecture's run: `base` with its architecture and
-    its own sub-directory of `base.job_dir`; every other setting shared."""
+    its own sub-directory of `base.job_dir`; every other setting shared.
+
+    With `base.recipe` set (not "none"), the architecture's recipe (trainer/recipes.py)
+    fills its hyperparameters and every setting not in `explicit` ({setting: value}
+    given on the command line), as s140-train does."""
+    settings, hparams = recipes.apply(base.recipe, architecture, settings=dict(explicit or {}), hparams={})
     return dataclasses.replace(
-        base, architecture=architecture, hparams={}, job_dir=posixpath.join(base.job_dir, architecture)
+        base, **settings, architecture=architecture, hparams=hparams,
+        job_dir=posixpath.join(base.job_dir, architecture),
     )
 
 
@@ -72,13 +79,13 @@ def finished(cfg, metadata):
     return metrics.get("epochs_run") == len(history.get(callbacks_lib.EPOCH, []))
 
 
-def train_architectures(base, architectures, *, environ=None, verbose=0):
+def train_architectures(base, architectures, *, explicit=None, environ=None, verbose=0):
     """Trains (or resumes, or skips when finished) each architecture; returns
-    {architecture: "trained" or "finished before"}."""
+    {architecture: "trained" or "finished before"}. `explicit`: as `architecture_config`."""
     metadata = data.read_metadata(base.data_dir)
     done = {}
     for number, architecture in enumerate(architectures, 1):
-        cfg = architecture_config(base, architecture)
+        cfg = architecture_config(base, architecture, explicit)
         if not cfg.overwrite and finished(cfg, metadata):
             logging.info("%d/%d %s: finished before in %s; not trained again.",
                          number, len(architectures), architecture, cfg.job_dir)
@@ -129,13 +136,15 @@ def read_rows(base, architectures):
     return rows, histories
 
 
-def compare(base, architectures, *, environ=None, verbose=0):
+def compare(base, architectures, *, explicit=None, environ=None, verbose=0):
     """Trains each architecture like s140-train, fits the baseline, writes the page.
 
     Args:
       base: a `config.TrainConfig` whose job_dir is the comparison's directory; its
         architecture and hparams are replaced per architecture.
       architectures: names from `models.ARCHITECTURES`, each once.
+      explicit: {setting: value} given on the command line; they win over the recipe
+        of `base.recipe` (as in `architecture_config`).
       environ: a mapping like `os.environ` for the runs (AIP_*, TF_CONFIG).
       verbose: Keras's fit verbosity (`run.progress_verbosity`).
 
@@ -149,7 +158,7 @@ def compare(base, architectures, *, environ=None, verbose=0):
     architectures = list(architectures)
     if not architectures or len(set(architectures)) != len(architectures):
         raise ValueError(f"Expected one or more different architectures. Received: {architectures}.")
-    trained = train_architectures(base, architectures, environ=environ, verbose=verbose)
+    trained = train_architectures(base, architectures, explicit=explicit, environ=environ, verbose=verbose)
     rows, histories = read_rows(base, architectures)
     contract = data.load_contract(base.data_dir)
     logging.info("Fitting the baseline (%s) on %d train examples.", baseline_lib.NAME, contract.count("train"))

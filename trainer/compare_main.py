@@ -31,6 +31,7 @@ from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import models  # noqa: E402
+from trainer import recipes  # noqa: E402
 from trainer import run_record  # noqa: E402
 from trainer import strategy  # noqa: E402
 
@@ -47,6 +48,11 @@ _ARCHITECTURES = flags.DEFINE_list(
 )
 _EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs of each architecture.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
+_RECIPE = flags.DEFINE_enum(
+    "recipe", _DEFAULTS["recipe"], recipes.NAMES,
+    "recommended: each architecture's recommended hyperparameters and training settings "
+    "(trainer/recipes.py); flags given explicitly win over them. none: the defaults.",
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False,
     "Delete every compared architecture's old run and train it afresh. Without it, a "
@@ -74,13 +80,18 @@ def main(argv):
         job_dir=_JOB_DIR.value,
         epochs=_EPOCHS.value,
         learning_rate=_LEARNING_RATE.value,
+        recipe=_RECIPE.value,
         overwrite=_OVERWRITE.value,
     )
-    logging.info("Settings of every architecture: %s", base)
+    explicit = {
+        **cli_flags.explicit_run_settings(),
+        **{name: holder.value for name, holder in (("epochs", _EPOCHS), ("learning_rate", _LEARNING_RATE)) if holder.present},
+    }
+    logging.info("Settings of every architecture (before its recipe, %s): %s", _RECIPE.value, base)
     from trainer import compare
     from trainer import run as run_lib
 
-    result = compare.compare(base, _ARCHITECTURES.value, verbose=run_lib.progress_verbosity(sys.stdout))
+    result = compare.compare(base, _ARCHITECTURES.value, explicit=explicit, verbose=run_lib.progress_verbosity(sys.stdout))
     for row in result["rows"]:
         print(
             f"{row['architecture']}: val accuracy {row['best_val_accuracy']:.4f} at epoch "
@@ -107,7 +118,7 @@ def help_groups():
     """The --help groups of s140-compare's flags."""
     return [
         ("Data and outputs", ["data_dir", "job_dir", "overwrite"]),
-        ("Models", ["architectures"]),
+        ("Models", ["architectures", "recipe"]),
         ("Training (the same for every architecture)", ["epochs", "learning_rate", *cli_flags.FIT_FLAGS]),
         ("Devices and speed", list(cli_flags.DEVICE_FLAGS)),
     ]

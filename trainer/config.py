@@ -28,6 +28,8 @@ class RunSettings:
     seed: int = 42
     steps_per_execution: typing.Optional[int] = None  # None: trainer.step_plan chooses
     jit_compile: str = "auto"  # XLA: one of step_plan.JIT_CHOICES
+    # Rows GloVe lacks ([UNK] + uncovered tokens) train; GloVe rows stay frozen.
+    train_oov_vectors: bool = False
 
     def __post_init__(self):
         check_path("data_dir", self.data_dir)
@@ -35,6 +37,8 @@ class RunSettings:
         check_int("early_stopping_patience", self.early_stopping_patience, 0)
         check_int("cpu_replicas", self.cpu_replicas, 1)
         check_int("seed", self.seed, 0)
+        if not isinstance(self.train_oov_vectors, bool):
+            raise ValueError(f"Expected --train_oov_vectors to be true or false. Received: {self.train_oov_vectors!r}.")
         if self.steps_per_execution is not None:
             check_int("steps_per_execution", self.steps_per_execution, 1)
         if self.jit_compile not in step_plan.JIT_CHOICES:
@@ -61,6 +65,9 @@ class TrainConfig(RunSettings):
     epochs: int = 10
     learning_rate: float = 1e-3
     hparams: typing.Mapping[str, typing.Any] = dataclasses.field(default_factory=dict)
+    # The recipe (trainer/recipes.py) the settings were filled from, for the record;
+    # the settings themselves are already resolved (explicit flags win over it).
+    recipe: str = "none"
     # Delete the job dir's old run first; without it a job dir started with other
     # settings is refused (trainer/run_record.py).
     overwrite: bool = False
@@ -80,6 +87,9 @@ class TrainConfig(RunSettings):
         from trainer import models  # local: keeps this module free of TensorFlow at import
 
         models.check_hyperparameters(self.architecture, self.hparams)
+        from trainer import recipes
+
+        recipes.check_name(self.recipe)
         # A private copy: the dataclass is frozen, its hparams should not change under it.
         object.__setattr__(self, "hparams", dict(self.hparams))
 

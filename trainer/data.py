@@ -31,6 +31,9 @@ class Contract(typing.NamedTuple):
     embeddings: np.ndarray  # float32 [vocab_size, embedding dim]
     data_dir: typing.Optional[str] = None  # None: a contract made in memory (tests)
     shards: typing.Mapping[str, typing.Tuple[str, ...]] = {}  # split -> sorted shard paths
+    # Sorted ids of the rows GloVe lacks ([UNK] included); None: a data directory written
+    # before uncovered_ids.npy existed (`require_uncovered_ids` says what to do).
+    uncovered_ids: typing.Optional[np.ndarray] = None
 
     @property
     def max_length(self):
@@ -52,6 +55,17 @@ class Contract(typing.NamedTuple):
     def count(self, split):
         """Number of examples of `split` according to metadata.json (0 when absent)."""
         return int(self.metadata["counts"].get(split, 0))
+
+    def require_uncovered_ids(self):
+        """The ids of the rows GloVe lacks, or a ContractError when the directory has none."""
+        if self.uncovered_ids is None:
+            raise schema.ContractError(
+                f"Expected {schema.UNCOVERED_IDS_FILE} (the rows GloVe lacks) in "
+                f"{self.data_dir}, for --train_oov_vectors. Received a data directory without "
+                "it, written by an older s140-preprocess. Re-run s140-preprocess, or train "
+                "without --train_oov_vectors."
+            )
+        return self.uncovered_ids
 
     def split_shards(self, split):
         """The sorted TFRecord shards of `split` found when the contract was loaded."""
@@ -134,7 +148,29 @@ def load_contract(data_dir):
             f"{embeddings_path}: expected float32 values. Received dtype {embeddings.dtype}."
         )
     shards = {split: tuple(split_files(data_dir, split)) for split in schema.SPLITS}
-    return Contract(metadata, tokens, embeddings.astype(np.float32, copy=False), data_dir, shards)
+    uncovered = _read_uncovered_ids(data_dir, metadata)
+    return Contract(metadata, tokens, embeddings.astype(np.float32, copy=False), data_dir, shards, uncovered)
+
+
+def _read_uncovered_ids(data_dir, metadata):
+    """uncovered_ids.npy checked against metadata.json; None for an older directory."""
+    expected = metadata["embedding"].get("uncovered_rows")
+    path = schema.path(data_dir, schema.UNCOVERED_IDS_FILE)
+    if expected is None:
+        return None
+    _require_file(path, "the ids of the rows GloVe lacks")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        ids = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    vocab_size = metadata["vocab_size"]
+    if ids.shape != (expected,) or not np.issubdtype(ids.dtype, np.integer) or (
+        len(ids) and (ids.min() < schema.UNK_ID or ids.max() >= vocab_size)
+    ):
+        raise schema.ContractError(
+            f"{path}: expected {expected} integer ids in [{schema.UNK_ID}, {vocab_size}) "
+            f"(embedding.uncovered_rows and vocab_size in metadata.json). Received: shape "
+            f"{list(ids.shape)}, dtype {ids.dtype}. Re-run s140-preprocess."
+        )
+    return np.sort(ids.astype(np.int64))
 
 
 def _require_file(path, what):

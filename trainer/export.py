@@ -30,6 +30,7 @@ import numpy as np
 from preprocessing import schema
 from preprocessing import text
 from preprocessing._tf import tf
+from trainer import embedding_layers
 
 SERVING_SIGNATURE = "serving_default"
 TOKENIZE_SIGNATURE = "tokenize"
@@ -160,7 +161,10 @@ def _check_model(model, vocab_tokens, max_length):
             f"Expected a model reading {max_length} token ids (max_length of the data). "
             f"Received: a model with input shape {tuple(inputs[0].shape)}."
         )
-    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    embeddings = [
+        layer for layer in model.layers
+        if isinstance(layer, (keras.layers.Embedding, embedding_layers.PartlyFrozenEmbedding))
+    ]
     if embeddings and embeddings[0].input_dim != len(vocab_tokens):
         raise ValueError(
             f"Expected vocab_tokens to have as many entries as the model's embedding has "

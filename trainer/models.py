@@ -9,17 +9,22 @@ of every run and trial, and the trainer builds *and* compiles inside
 Each architecture is a body function whose keyword-only arguments are its
 hyperparameters; their defaults are the seed's, and `hyperparameters()` reads them
 from the signature, so the tuner's search space and the CLI cannot drift from the
-code that uses them.
+code that uses them. `COMMON_HYPERPARAMETERS` (spatial dropout, the wide logit) apply
+around every body; the embedding (frozen GloVe, optionally with trainable rows for the
+tokens it lacks) is `trainer.embedding_layers`, pooling and the output layer are
+`trainer.model_heads`.
 """
 
 import dataclasses
 import inspect
-from typing import Callable
+from typing import Callable, Tuple
 
 import keras
 import numpy as np
 
 from preprocessing import schema
+from trainer import embedding_layers
+from trainer import model_heads as heads
 
 # --- Bodies: embedded sequences [batch, max_length, dim] -> features for the output.
 # Recurrent layers keep every other argument at the Keras defaults (tanh/sigmoid
@@ -29,37 +34,38 @@ from preprocessing import schema
 # out of default search spaces.
 
 
-def _flatten(x, *, dense_units=6, dropout=0.0):
+def _flatten(x, token_ids, *, dense_units=6, dropout=0.0):
     """Flatten -> Dense(relu): position-dependent bag of embeddings (the course's first model)."""
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
-def _gap(x, *, dense_units=64, dropout=0.0):
-    """GlobalAveragePooling1D -> Dense(relu): the masked mean of the word vectors."""
-    x = keras.layers.GlobalAveragePooling1D()(x)
+def _gap(x, token_ids, *, dense_units=64, dropout=0.0, pooling=heads.MEAN):
+    """GlobalAveragePooling1D (the masked mean of the word vectors; or max, max+mean) -> Dense(relu)."""
+    x = heads.pool(x, token_ids, pooling, seed_mean=lambda s: keras.layers.GlobalAveragePooling1D()(s))
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
-def _bilstm(x, *, lstm_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0):
-    """Bidirectional(LSTM) -> Dense(relu)."""
-    x = keras.layers.Bidirectional(
-        keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout)
-    )(x)
+def _bilstm(x, token_ids, *, lstm_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0, pooling=heads.LAST):
+    """Bidirectional(LSTM) -> Dense(relu); the last state, or a pooling over all states."""
+    lstm = keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST)
+    x = _pool_states(keras.layers.Bidirectional(lstm)(x), token_ids, pooling)
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
 def _stacked_bilstm(
     x,
+    token_ids,
     *,
     first_lstm_units=64,
     second_lstm_units=32,
     dense_units=64,
     dropout=0.0,
     recurrent_dropout=0.0,
+    pooling=heads.LAST,
 ):
     """Bidirectional(LSTM, sequences) -> Bidirectional(LSTM) -> Dense(relu)."""
     x = keras.layers.Bidirectional(
@@ -67,33 +73,38 @@ def _stacked_bilstm(
             first_lstm_units, return_sequences=True, recurrent_dropout=recurrent_dropout
         )
     )(x)
-    x = keras.layers.Bidirectional(
-        keras.layers.LSTM(second_lstm_units, recurrent_dropout=recurrent_dropout)
-    )(x)
+    second = keras.layers.LSTM(
+        second_lstm_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST
+    )
+    x = _pool_states(keras.layers.Bidirectional(second)(x), token_ids, pooling)
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
-def _conv1d(x, *, conv_filters=128, kernel_size=5, dense_units=64, dropout=0.0):
-    """Conv1D(relu) -> GlobalAveragePooling1D -> Dense(relu)."""
+def _conv1d(x, token_ids, *, conv_filters=128, kernel_size=5, dense_units=64, dropout=0.0, pooling=heads.MEAN):
+    """Conv1D(relu) -> GlobalAveragePooling1D -> Dense(relu).
+
+    pooling "mean" is the seed's average over every window, padding included; "max" and
+    "max_mean" pool over the windows that start at a real token.
+    """
     _require_length(x, kernel_size, "kernel_size")
     x = keras.layers.Conv1D(conv_filters, kernel_size, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = heads.pool(x, token_ids, pooling, seed_mean=lambda s: keras.layers.GlobalAveragePooling1D()(s))
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
-def _bigru(x, *, gru_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0):
-    """Bidirectional(GRU) -> Dense(relu)."""
-    x = keras.layers.Bidirectional(
-        keras.layers.GRU(gru_units, recurrent_dropout=recurrent_dropout)
-    )(x)
+def _bigru(x, token_ids, *, gru_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0, pooling=heads.LAST):
+    """Bidirectional(GRU) -> Dense(relu); the last state, or a pooling over all states."""
+    gru = keras.layers.GRU(gru_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST)
+    x = _pool_states(keras.layers.Bidirectional(gru)(x), token_ids, pooling)
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     return _maybe_dropout(x, dropout)
 
 
 def _conv_lstm(
     x,
+    token_ids,
     *,
     embedding_dropout=0.2,
     conv_filters=64,
@@ -112,6 +123,11 @@ def _conv_lstm(
     x = keras.layers.MaxPooling1D(pool_size)(x)
     x = keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout)(x)
     return _maybe_dropout(x, dropout)
+
+
+def _pool_states(x, token_ids, pooling):
+    # "last": the RNN returned its final state already; else it returned every state.
+    return x if pooling == heads.LAST else heads.MaskedGlobalPooling1D(pooling)([x, token_ids])
 
 
 def _maybe_dropout(x, rate):
@@ -138,19 +154,31 @@ class _Architecture:
     # mask (RNNs, GlobalAveragePooling1D, Dense, Dropout). Flatten and Conv1D would
     # raise on a mask, and there the padding positions are simply learnt around.
     mask_zero: bool
+    poolings: Tuple[str, ...] = ()  # the values its `pooling` takes; the first is the seed's
 
 
+_OVER_WINDOWS = (heads.MEAN, heads.MAX, heads.MAX_MEAN)
+_OVER_STATES = (heads.LAST, heads.MAX, heads.MAX_MEAN)
 _ARCHITECTURES = {
     "flatten": _Architecture(_flatten, mask_zero=False),
-    "gap": _Architecture(_gap, mask_zero=True),
-    "bilstm": _Architecture(_bilstm, mask_zero=True),
-    "stacked_bilstm": _Architecture(_stacked_bilstm, mask_zero=True),
-    "conv1d": _Architecture(_conv1d, mask_zero=False),
-    "bigru": _Architecture(_bigru, mask_zero=True),
+    "gap": _Architecture(_gap, mask_zero=True, poolings=_OVER_WINDOWS),
+    "bilstm": _Architecture(_bilstm, mask_zero=True, poolings=_OVER_STATES),
+    "stacked_bilstm": _Architecture(_stacked_bilstm, mask_zero=True, poolings=_OVER_STATES),
+    "conv1d": _Architecture(_conv1d, mask_zero=False, poolings=_OVER_WINDOWS),
+    "bigru": _Architecture(_bigru, mask_zero=True, poolings=_OVER_STATES),
     "conv_lstm": _Architecture(_conv_lstm, mask_zero=False),
 }
 
 ARCHITECTURES = tuple(_ARCHITECTURES)
+
+# Hyperparameters of every architecture, applied around its body: SpatialDropout1D on
+# the embedded sequence, and the wide bag-of-words logit of the output layer
+# (`trainer.model_heads`). Their defaults keep the seed's models exactly.
+COMMON_HYPERPARAMETERS = {
+    "spatial_dropout": 0.0,
+    "wide": heads.WIDE_NONE,
+    "wide_buckets": heads.DEFAULT_WIDE_BUCKETS,
+}
 
 
 def _lookup(architecture):
@@ -166,14 +194,22 @@ def hyperparameters(architecture):
     """The hyperparameters `architecture` accepts, with the seed's defaults.
 
     Returns:
-      A new dict {name: default}, in signature order, e.g. for "bilstm"
-      {"lstm_units": 64, "dense_units": 64, "dropout": 0.0, "recurrent_dropout": 0.0}.
+      A new dict {name: default}: the body's keywords in signature order, then
+      `COMMON_HYPERPARAMETERS`; e.g. for "gap" {"dense_units": 64, "dropout": 0.0,
+      "pooling": "mean", "spatial_dropout": 0.0, "wide": "none", "wide_buckets": 262144}.
 
     Raises:
       ValueError: for an unknown architecture, listing the valid names.
     """
     parameters = inspect.signature(_lookup(architecture).body).parameters.values()
-    return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+    own = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+    return {**own, **COMMON_HYPERPARAMETERS}
+
+
+def choices(architecture):
+    """{name: allowed values} of the architecture's text hyperparameters."""
+    spec = _lookup(architecture)
+    return {"wide": heads.WIDE_CHOICES, **({"pooling": spec.poolings} if spec.poolings else {})}
 
 
 def check_hyperparameters(architecture, hparams, *, received="unknown"):
@@ -182,8 +218,9 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
 
     Raises:
       ValueError: for an unknown architecture or hyperparameter (listing the valid
-        ones), a value whose type differs from the default's, or a dropout rate
-        outside [0, 1). `received` says where unknown names came from.
+        ones), a value whose type differs from the default's, a dropout rate outside
+        [0, 1), a text value outside its choices or a wide_buckets below 1.
+        `received` says where unknown names came from.
     """
     defaults = hyperparameters(architecture)  # raises for an unknown architecture
     unknown = sorted(set(hparams) - set(defaults))
@@ -192,10 +229,11 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
             f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
             f"Received {received}: {unknown}."
         )
+    allowed = choices(architecture)
     for name, value in hparams.items():
         expected = type(defaults[name])
         # An int is a fine float (dropout=0), never the other way round (units=32.5).
-        accepted = (int, float, np.integer, np.floating) if expected is float else (expected, np.integer)
+        accepted = {float: (int, float, np.integer, np.floating), int: (int, np.integer)}.get(expected, expected)
         if isinstance(value, bool) or not isinstance(value, accepted):
             raise ValueError(
                 f"Expected {architecture} hyperparameter {name} to be {expected.__name__} "
@@ -207,6 +245,13 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
             raise ValueError(
                 f"Expected {name} in [0, 1). Received: {name}={value!r}."
             )
+        if name in allowed and value not in allowed[name]:
+            raise ValueError(
+                f"Expected {architecture} hyperparameter {name} in {list(allowed[name])}. "
+                f"Received: {value!r}."
+            )
+        if name == "wide_buckets":
+            _check_positive_int(name, value)
 
 
 def _check_positive_int(name, value):
@@ -214,39 +259,15 @@ def _check_positive_int(name, value):
         raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}.")
 
 
-def _embedding(vocab_size, embedding_dim, embedding_matrix, mask_zero):
-    """A trainable Embedding, or one frozen at `embedding_matrix` (GloVe)."""
-    if embedding_matrix is None:
-        return keras.layers.Embedding(
-            vocab_size, embedding_dim, mask_zero=mask_zero, name="embedding"
-        )
-    matrix = np.asarray(embedding_matrix, dtype="float32")
-    if matrix.shape != (vocab_size, embedding_dim):
-        raise ValueError(
-            "Expected embedding_matrix of shape (vocab_size, embedding_dim) = "
-            f"{(vocab_size, embedding_dim)}. Received: shape {matrix.shape}. "
-            "Pass the vocab_size and embedding dim from the same metadata.json."
-        )
-    if not np.isfinite(matrix).all():
-        raise ValueError(
-            "Expected a finite embedding_matrix. Received: "
-            f"{int((~np.isfinite(matrix)).any(axis=1).sum())} rows with NaN or inf."
-        )
-    # `weights=` builds and fills the variable at once, so inside a strategy scope
-    # every replica gets the matrix. Frozen: GloVe vectors are the point, and fine-
-    # tuning them on tweets overfits the words seen in training.
-    return keras.layers.Embedding(
-        vocab_size,
-        embedding_dim,
-        mask_zero=mask_zero,
-        weights=matrix,
-        trainable=False,
-        name="embedding",
-    )
-
-
 def build_model(
-    architecture, *, vocab_size, embedding_dim, max_length, embedding_matrix=None, **hparams
+    architecture,
+    *,
+    vocab_size,
+    embedding_dim,
+    max_length,
+    embedding_matrix=None,
+    trainable_ids=None,
+    **hparams,
 ):
     """Builds an uncompiled classifier.
 
@@ -258,6 +279,8 @@ def build_model(
       embedding_matrix: optional float32 [vocab_size, embedding_dim] (GloVe); when
         given, the Embedding starts from it and is frozen. When None, the Embedding is
         trainable and randomly initialised.
+      trainable_ids: with `embedding_matrix`, the ids whose rows train while the others
+        stay frozen (the rows GloVe lacks, `Contract.uncovered_ids`); None: all frozen.
       **hparams: the architecture's hyperparameters (see `hyperparameters()`);
         missing ones take the seed's defaults.
 
@@ -278,16 +301,22 @@ def build_model(
     ):
         _check_positive_int(name, value)
     vocab_size, embedding_dim, max_length = int(vocab_size), int(embedding_dim), int(max_length)
+    body_hparams = {**hyperparameters(architecture), **hparams}
+    common = {name: body_hparams.pop(name) for name in COMMON_HYPERPARAMETERS}
 
     token_ids = keras.Input(shape=(max_length,), dtype="int64", name=schema.TOKEN_IDS)
     # mask_zero relies on the contract's PAD_ID being 0.
-    x = _embedding(vocab_size, embedding_dim, embedding_matrix, spec.mask_zero)(token_ids)
-    x = spec.body(x, **hparams)
-    # float32 output whatever the global policy: under mixed_float16 a float16
-    # sigmoid saturates to exactly 0 or 1 and binary cross-entropy becomes inf/NaN.
-    probability = keras.layers.Dense(
-        1, activation="sigmoid", dtype="float32", name="probability"
-    )(x)
+    embedding = embedding_layers.make_embedding(
+        vocab_size, embedding_dim, embedding_matrix, mask_zero=spec.mask_zero, trainable_ids=trainable_ids
+    )
+    x = embedding(token_ids)
+    if common["spatial_dropout"]:
+        # Drops whole embedding channels: a word's vector never half-survives.
+        x = keras.layers.SpatialDropout1D(common["spatial_dropout"])(x)
+    x = spec.body(x, token_ids, **body_hparams)
+    probability = heads.output_layer(
+        x, token_ids, vocab_size=vocab_size, wide=common["wide"], wide_buckets=common["wide_buckets"]
+    )
     return keras.Model(token_ids, probability, name=architecture)
 
 

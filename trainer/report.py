@@ -155,11 +155,18 @@ def _model_section(architecture, settings):
             f"{parameters.get('trainable', 0):,} trainable, "
             f"{parameters.get('non_trainable', 0):,} non-trainable (the frozen embedding).",
         ]
+    rows = settings.get("embedding_rows")
+    if rows:
+        lines += [
+            "",
+            f"Embedding rows: {rows.get('frozen', 0):,} frozen (GloVe), {rows.get('trainable', 0):,} "
+            "trainable (with --train_oov_vectors: the rows GloVe lacks, [UNK] included).",
+        ]
     return "\n".join(lines)
 
 
 def _settings_section(settings):
-    shown = {k: v for k, v in settings.items() if k not in ("hparams", "parameters", "architecture")}
+    shown = {k: v for k, v in settings.items() if k not in ("hparams", "parameters", "architecture", "embedding_rows")}
     if not shown:
         return ""
     lines = ["## Settings", "", "| setting | value |", "|---|---|"]

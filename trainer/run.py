@@ -101,6 +101,8 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
     environ = os.environ if environ is None else environ
     # Files only, no TensorFlow runtime yet: see the module docstring.
     contract = data.load_contract(settings.data_dir)
+    if settings.train_oov_vectors:
+        contract.require_uncovered_ids()  # an older data directory fails now, by name
     tf_config = strategy_lib.parse_tf_config(environ)
     plan = strategy_lib.plan_from_environment(cpu_replicas=settings.cpu_replicas, environ=environ)
     policy = strategy_lib.mixed_precision_policy(
@@ -192,20 +194,24 @@ def dtype_policy(run):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(contract, architecture, hparams, learning_rate, *, run=None):
+def build_model(contract, architecture, hparams, learning_rate, *, run=None, train_oov_vectors=None):
     """One compiled classifier on the contract's frozen GloVe.
 
     Call it inside `run.strategy.scope()` (and `dtype_policy(run)`): variables and
     optimizer slots are then mirrored and take the run's dtype policy. With `run`, the
     step settings (steps per execution, XLA) are the run's choice for this model
-    (`Run.step_plan_for`); without, Keras's defaults.
+    (`Run.step_plan_for`); without, Keras's defaults. `train_oov_vectors` (None: the
+    run's setting, False without a run) makes the rows GloVe lacks trainable.
     """
+    if train_oov_vectors is None:
+        train_oov_vectors = run is not None and run.settings.train_oov_vectors
     model = models.build_model(
         architecture,
         vocab_size=contract.vocab_size,
         embedding_dim=contract.embedding_dim,
         max_length=contract.max_length,
         embedding_matrix=contract.embeddings,  # frozen GloVe
+        trainable_ids=contract.require_uncovered_ids() if train_oov_vectors else None,
         **hparams,
     )
     steps = run.step_plan_for(model) if run is not None else None

@@ -9,8 +9,10 @@ other run's backup and history and report the mixture as one model.
 
 What is compared is what changes what is learned: the architecture and its resolved
 hyperparameters, the learning rate, the batch (per replica and the replicas it is
-mirrored over, which make the global batch), the seed, the dtype policy setting, the
-data directory and the identity of the data in it (sizes, versions, counts).
+mirrored over, which make the global batch), the seed, the dtype policy setting, whether
+the rows GloVe lacks train (train_oov_vectors), the recipe, the data directory and the
+identity of the data in it (sizes, versions, counts). A run.json written before some of
+these existed matches them at their seed values (`_ADDED_LATER`).
 
 What may differ is what only changes how long or how fast the same run trains:
   * epochs: raising --epochs of a killed run lets its resume train further; a finished
@@ -36,6 +38,17 @@ _JOB_FILES = (
 )
 # Settings that may differ between runs of one job directory (see the module docstring).
 MAY_DIFFER = ("epochs", "early_stopping_patience", "steps_per_execution", "jit_compile")
+# Settings newer than some run.json files, with the values that reproduce what an older
+# run trained (the seed's): absent from an older record, these values are no difference,
+# so a job dir started before them still resumes.
+_ADDED_LATER = {
+    "train_oov_vectors": (False,),
+    "recipe": ("none",),
+    "hparams.spatial_dropout": (0.0,),
+    "hparams.wide": ("none",),
+    "hparams.wide_buckets": (2**18,),
+    "hparams.pooling": ("mean", "last"),
+}
 
 
 class RunMismatchError(ValueError):
@@ -53,6 +66,8 @@ def record_of(cfg, metadata, hparams):
         "cpu_replicas": cfg.cpu_replicas,
         "seed": cfg.seed,
         "mixed_precision": cfg.mixed_precision,
+        "train_oov_vectors": cfg.train_oov_vectors,
+        "recipe": cfg.recipe,
         "data_dir": cfg.data_dir,
         "data": {
             "schema_version": metadata.get("schema_version"),
@@ -79,7 +94,10 @@ def differences(recorded, current):
             found += [(f"{name}.{key}", old, new) for key, old, new in differences(before, now)]
         elif before != now:
             found.append((name, before, now))
-    return found
+    return [
+        (name, before, now) for name, before, now in found
+        if not (before is None and now in _ADDED_LATER.get(name, ()))
+    ]
 
 
 def claim(dirs, record, *, overwrite):

@@ -20,6 +20,7 @@ class RunSummary:
     cfg: typing.Any  # the `config.TrainConfig`
     run: typing.Any  # the `run.Run` it was trained in
     parameters: typing.Mapping[str, int]  # `report.parameter_counts`
+    embedding_rows: typing.Mapping[str, int]  # `embedding_layers.embedding_rows`
     evaluation: typing.Mapping[str, typing.Any]  # `evaluate.binary_metrics`
     evaluated_on: str  # "test", or "val" when there is no test split
     evaluation_note: typing.Optional[str]
@@ -61,6 +62,9 @@ class RunSummary:
             "architecture": cfg.architecture,
             "hparams": dict(run.hparams),
             "parameters": dict(self.parameters),
+            "embedding_rows": dict(self.embedding_rows),
+            "train_oov_vectors": cfg.train_oov_vectors,
+            "recipe": cfg.recipe,
             "replicas": run.replicas,
             "per_replica_batch_size": cfg.batch_size,
             "global_batch_size": run.global_batch,
@@ -94,6 +98,7 @@ class RunSummary:
             **dataclasses.asdict(self.cfg),
             "hparams": dict(run.hparams),
             "parameters": dict(self.parameters),
+            "embedding_rows": dict(self.embedding_rows),
             "replicas": run.replicas,
             "global_batch_size": run.global_batch,
             "strategy": run.plan.describe(),

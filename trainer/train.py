@@ -26,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
+from trainer import embedding_layers
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
 from trainer import files
@@ -82,6 +83,7 @@ class Trained:
 
     model_path: str  # the saved model.keras (a non-chief's is in its scratch dir, deleted)
     parameters: typing.Mapping[str, int]
+    embedding_rows: typing.Mapping[str, int]  # {"frozen", "trainable"} rows of the embedding
     fit_seconds: float
     examples_per_second: typing.Optional[float]
     epochs_run_this_process: int
@@ -121,6 +123,7 @@ def fit(cfg, run, *, verbose=0):
     return Trained(
         model_path=model_path,
         parameters=report_lib.parameter_counts(model),
+        embedding_rows=embedding_layers.embedding_rows(model),
         fit_seconds=fit_seconds,
         examples_per_second=logger.examples_per_second(),
         epochs_run_this_process=len(logger.train_seconds),
@@ -154,6 +157,7 @@ def finish(cfg, run, trained, *, started):
         cfg=cfg,
         run=run,
         parameters=trained.parameters,
+        embedding_rows=trained.embedding_rows,
         evaluation=evaluation,
         evaluated_on=eval_split,
         evaluation_note=eval_note,

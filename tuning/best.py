@@ -55,11 +55,14 @@ def train_command(train_cfg):
         f"--cpu_replicas={train_cfg.cpu_replicas}",
         f"--seed={train_cfg.seed}",
         f"--jit_compile={train_cfg.jit_compile}",
+        f"--train_oov_vectors={str(train_cfg.train_oov_vectors).lower()}",
     ]
     if train_cfg.steps_per_execution is not None:
         flags.append(f"--steps_per_execution={train_cfg.steps_per_execution}")
     if train_cfg.hparams:
-        flags.append("--hparams=" + ",".join(f"{k}={v!r}" for k, v in train_cfg.hparams.items()))
+        # Text values bare (pooling=max): s140-train converts each value to its type.
+        flags.append("--hparams=" + ",".join(
+            f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in train_cfg.hparams.items()))
     return shlex.join(["s140-train", *flags])  # quoted: paths may hold spaces
 
 

@@ -47,7 +47,9 @@ class Choice:
 
     def declare(self, hp, name):
         default = self.default if self.default in self.values else self.values[0]
-        return hp.Choice(name, list(self.values), ordered=True, default=default)
+        # KerasTuner orders numbers only; text choices (pooling, wide) are categories.
+        ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values)
+        return hp.Choice(name, list(self.values), ordered=ordered, default=default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,15 @@ _UNITS = Choice((16, 32, 64, 128), default=64)
 _DENSE = Choice((16, 32, 64, 128), default=64)
 _DROPOUT = Choice((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), default=0.0)
 _KERNEL = Choice((3, 5, 7), default=5)
+# Around every body (trainer/models.py COMMON_HYPERPARAMETERS; trainer/recipes.py has
+# what measured best): spatial dropout on the embedded words and the wide logit.
+_AROUND = {
+    "spatial_dropout": Choice((0.0, 0.1, 0.2, 0.3), default=0.0),
+    "wide": Choice(("none", "unigrams", "bigrams"), default="none"),
+    "wide_buckets": Choice((2**16, 2**18), default=2**18),  # used by wide=bigrams only
+}
+_POOL_WINDOWS = {"pooling": Choice(("mean", "max", "max_mean"), default="mean")}
+_POOL_STATES = {"pooling": Choice(("last", "max", "max_mean"), default="last")}
 
 # Shared by every architecture: Adam's step size, log-uniform around Keras' 1e-3.
 COMMON_SPACE = {LEARNING_RATE: LogUniform(1e-4, 1e-2, default=1e-3)}
@@ -72,22 +83,26 @@ COMMON_SPACE = {LEARNING_RATE: LogUniform(1e-4, 1e-2, default=1e-3)}
 # except recurrent_dropout, see RECURRENT_DROPOUT_SPACE).
 SEARCH_SPACE = {
     # Flatten keeps every position's 50 dims: a wide Dense overfits 3k-60k tweets fast.
-    "flatten": {"dense_units": Choice((4, 6, 8, 16, 32, 64), default=6), "dropout": _DROPOUT},
-    "gap": {"dense_units": _DENSE, "dropout": _DROPOUT},
-    "bilstm": {"lstm_units": _UNITS, "dense_units": _DENSE, "dropout": _DROPOUT},
+    "flatten": {"dense_units": Choice((4, 6, 8, 16, 32, 64), default=6), "dropout": _DROPOUT, **_AROUND},
+    "gap": {"dense_units": _DENSE, "dropout": _DROPOUT, **_POOL_WINDOWS, **_AROUND},
+    "bilstm": {"lstm_units": _UNITS, "dense_units": _DENSE, "dropout": _DROPOUT, **_POOL_STATES, **_AROUND},
     "stacked_bilstm": {
         "first_lstm_units": Choice((32, 64, 128), default=64),
         "second_lstm_units": Choice((16, 32, 64), default=32),
         "dense_units": _DENSE,
         "dropout": _DROPOUT,
+        **_POOL_STATES,
+        **_AROUND,
     },
     "conv1d": {
         "conv_filters": Choice((32, 64, 128, 256), default=128),
         "kernel_size": _KERNEL,
         "dense_units": _DENSE,
         "dropout": _DROPOUT,
+        **_POOL_WINDOWS,
+        **_AROUND,
     },
-    "bigru": {"gru_units": _UNITS, "dense_units": _DENSE, "dropout": _DROPOUT},
+    "bigru": {"gru_units": _UNITS, "dense_units": _DENSE, "dropout": _DROPOUT, **_POOL_STATES, **_AROUND},
     "conv_lstm": {
         "embedding_dropout": Choice((0.0, 0.1, 0.2, 0.3), default=0.2),
         "conv_filters": Choice((32, 64, 128), default=64),
@@ -95,6 +110,7 @@ SEARCH_SPACE = {
         "pool_size": Choice((2, 3, 4), default=4),
         "lstm_units": _UNITS,
         "dropout": _DROPOUT,
+        **_AROUND,
     },
 }
 

@@ -106,7 +106,8 @@ def input_rate(contract, passes=3):
     that takes up to `steps_per_execution` batches from the iterator
     (`get_next_as_optional` in a while loop) and runs a step on each. So does this, with
     a sum of each batch in place of the step. Iterating the dataset eagerly from Python
-    would measure Python's cost per batch (~100 us), which training never pays.
+    adds Python's cost per batch (an eager call and Python objects per tensor), which
+    training never pays.
     """
     import tensorflow as tf
 

@@ -34,6 +34,11 @@ SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" 
 BATCH_SIZE = 64
 
 
+def load_average():
+    """The machine's 1/5/15-minute load averages: on shared cores, read every rate with it."""
+    return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def preprocess(work):
     from preprocessing import config, pipeline
 
@@ -92,11 +97,59 @@ def numpy_split(data_dir, split):
 
 
 def input_rate(contract, passes=3):
-    """Examples/s of the input pipeline alone, after the first pass filled its cache."""
+    """Examples/s of the input pipeline alone, pulled the way Keras' training loop pulls
+    it, after a first pass (as in the first training epoch).
+
+    Keras does not iterate the dataset from Python: each training call is a tf.function
+    that takes up to `steps_per_execution` batches from the iterator
+    (`get_next_as_optional` in a while loop) and runs a step on each. So does this, with
+    a sum of each batch in place of the step. Iterating the dataset eagerly from Python
+    adds Python's cost per batch (an eager call and Python objects per tensor), which
+    training never pays.
+    """
+    import tensorflow as tf
+
+    from trainer import data, step_plan
+
+    steps_per_call = step_plan.DEFAULT_STEPS_PER_EXECUTION
+    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+
+    @tf.function
+    def pull(iterator):
+        examples, checksum = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
+        for _ in tf.range(steps_per_call):
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            token_ids, labels = batch.get_value()
+            examples += tf.shape(labels, out_type=tf.int64)[0]
+            checksum += tf.reduce_sum(token_ids) + tf.cast(tf.reduce_sum(labels), tf.int64)
+        return examples, checksum
+
+    def one_pass():
+        iterator, seen = iter(dataset), 0
+        while True:
+            examples, _ = pull(iterator)
+            if not int(examples):
+                return seen
+            seen += int(examples)
+
+    seen = one_pass()  # traces `pull`, as the first epoch traces the step
+    if seen != contract.count("train"):
+        sys.exit(f"Expected {contract.count('train')} examples per pass. Received: {seen}.")
+    start = time.perf_counter()
+    for _ in range(passes):
+        one_pass()
+    return passes * seen / (time.perf_counter() - start)
+
+
+def eager_input_rate(contract, passes=3):
+    """Examples/s of the input pipeline iterated eagerly from Python (runs 1-5 of
+    docs/benchmarks.md measured this): Python's cost per batch included."""
     from trainer import data
 
     dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
-    for _ in dataset:  # fills the cache, as the first training epoch does
+    for _ in dataset:  # the first pass, as for `input_rate`
         pass
     start = time.perf_counter()
     for _ in range(passes):
@@ -133,8 +186,9 @@ def main():
         ours = metrics["train_examples_per_second"]
         rows.append((architecture, val_accuracy, metrics["accuracy"], ours, course))
         print(f"{architecture}: val {val_accuracy:.4f} test {metrics['accuracy']:.4f} "
-              f"s140 {ours:,.0f}/s ({metrics['step_plan']}) course {course:,.0f}/s", flush=True)
-    pipeline_rate = input_rate(contract)
+              f"s140 {ours:,.0f}/s ({metrics['step_plan']}) course {course:,.0f}/s; {load_average()}", flush=True)
+    pipeline_rate, eager_rate = input_rate(contract), eager_input_rate(contract)
+    pipeline_load = load_average()
     baseline_val, baseline_test = tfidf_baseline(data_dir)
 
     print(f"\n{contract.count('train'):,} training examples, batch {BATCH_SIZE}, {args.epochs} epochs, "
@@ -146,7 +200,8 @@ def main():
     print(f"| TF-IDF + logistic regression (baseline) | {baseline_val:.4f} | {baseline_test:.4f} | | | |")
     fastest = max(rows, key=lambda row: row[3])
     print(f"\ninput pipeline alone: {pipeline_rate:,.0f} examples/s; fastest architecture ({fastest[0]}) "
-          f"trains at {fastest[3]:,.0f}/s; headroom ratio {pipeline_rate / fastest[3]:.1f}")
+          f"trains at {fastest[3]:,.0f}/s; headroom ratio {pipeline_rate / fastest[3]:.1f} "
+          f"(iterated eagerly from Python: {eager_rate:,.0f} examples/s, {eager_rate / fastest[3]:.1f}x); {pipeline_load}")
     best_val = max(rows, key=lambda row: row[1])
     print(f"best architecture by validation accuracy: {best_val[0]} (val {best_val[1]:.4f}, test {best_val[2]:.4f}); "
           f"beats the baseline on val: {best_val[1] > baseline_val}, on test: {best_val[2] > baseline_test}")

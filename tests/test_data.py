@@ -180,6 +180,21 @@ def test_seeded_shuffle_is_deterministic_and_reshuffles_each_epoch(sample_data_d
     assert sorted(map(tuple, first[0])) == sorted(map(tuple, first[1]))
 
 
+def test_each_shuffled_pass_is_an_exact_permutation_in_full_batches(sample_data_dir):
+    records = data.read_records(sample_data_dir, "train")
+    count = len(records["label"])
+    dataset = data.make_dataset(data.load_contract(sample_data_dir), "train", batch_size=7, shuffle=True, seed=5)
+    orders = []
+    for _ in range(2):
+        sizes = [int(labels.shape[0]) for _, labels in dataset]
+        assert sizes == [7] * (count // 7) + ([count % 7] if count % 7 else [])
+        ids, labels = _collect(dataset)
+        # Every example exactly once per pass (no duplicate, none lost), in a new order.
+        assert _rows(ids, labels) == _rows(records["token_ids"], records["label"])
+        orders.append(ids)
+    assert not np.array_equal(orders[0], orders[1])
+
+
 def test_shuffle_mixes_examples_across_batches(sample_data_dir):
     """Shuffling whole batches would keep each batch's members together; ours may not."""
     kwargs = dict(batch_size=64, seed=3)

@@ -25,17 +25,43 @@ def test_auto_choice_per_device_and_cudnn(device_kind, cudnn_eligible, expected_
     assert ("cuDNN" in plan.reason) is (device_kind == "GPU" and cudnn_eligible)
 
 
-def test_architectures_measured_slower_with_xla_on_cpu_keep_it_off_there_only():
-    cpu = step_plan.plan_steps(device_kind="CPU", replicas=1, cudnn_eligible=True, architecture="conv_lstm")
+def test_models_drawing_random_numbers_keep_xla_off_on_cpu_only():
+    cpu = step_plan.plan_steps(
+        device_kind="CPU", replicas=1, cudnn_eligible=True, architecture="conv_lstm", draws_random_numbers=True
+    )
     assert (cpu.steps_per_execution, cpu.jit_compile) == (32, False)
     assert "conv_lstm measured slower" in cpu.reason
-    gpu = step_plan.plan_steps(device_kind="GPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm")
+    gpu = step_plan.plan_steps(
+        device_kind="GPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm", draws_random_numbers=True
+    )
     assert gpu.jit_compile is True
     assert step_plan.plan_steps(device_kind="CPU", replicas=1, cudnn_eligible=True, architecture="bilstm").jit_compile
     forced = step_plan.plan_steps(
-        device_kind="CPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm", jit_compile="true"
+        device_kind="CPU", replicas=1, cudnn_eligible=False, architecture="conv_lstm", jit_compile="true",
+        draws_random_numbers=True,
     )
     assert forced.jit_compile is True
+
+
+def test_random_layers_are_found_by_their_rates_inside_wrappers():
+    from trainer import models
+
+    def build(architecture, **hparams):
+        return models.build_model(architecture, vocab_size=30, embedding_dim=4, max_length=12, **hparams)
+
+    # The defaults: only conv_lstm's Dropout(0.2) on the embedded tweets draws random numbers.
+    found = {architecture: step_plan.random_layers(build(architecture)) for architecture in models.ARCHITECTURES}
+    assert {architecture: len(paths) for architecture, paths in found.items()} == {
+        "flatten": 0, "gap": 0, "bilstm": 0, "stacked_bilstm": 0, "conv1d": 0, "bigru": 0, "conv_lstm": 1,
+    }
+    assert found["conv_lstm"][0].startswith("dropout")
+    assert step_plan.random_layers(build("conv_lstm", embedding_dropout=0.0)) == []
+    # Dense dropout, and an LSTM's own dropout inside Bidirectional.
+    assert len(step_plan.random_layers(build("gap", dropout=0.3))) == 1
+    recurrent = step_plan.random_layers(build("bilstm", recurrent_dropout=0.1))
+    assert [path.split("/")[-1].split("_")[0] for path in recurrent] == ["forward", "backward"]
+    noisy = keras.Sequential([keras.Input((3,)), keras.layers.GaussianNoise(0.1), keras.layers.Dense(1)])
+    assert len(step_plan.random_layers(noisy)) == 1
 
 
 def test_flags_override_on_one_replica():

@@ -206,7 +206,7 @@ def make_dataset(
     per-example unbatch/shuffle/batch, whose cost on a CPU comes straight out of the
     training step's share (on 2 cores it held small models to ~0.6x the examples/s of a
     plain `fit` on NumPy arrays; docs/benchmarks.md). Sentiment140's 1.6M tweets at
-    max_length 40 take 256 MB as int32.
+    max_length 40 take 256 MB as int32, and 512 MB more as int64 while a pass runs.
 
     Args:
       contract: the `Contract` of the data directory (`load_contract`): max_length,
@@ -252,16 +252,20 @@ def make_dataset(
     full = count // batch_size
     rest = 0 if drop_remainder else count - full * batch_size
 
-    def batches_of(order):
-        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], [full, batch_size]))
-        if rest:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size :]))
-        return batches
-
     def gather(indices):
         return tf.cast(tf.gather(token_ids, indices), tf.int64), tf.gather(labels, indices)
 
-    dataset = orders.flat_map(batches_of).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    def batches_of(order):
+        # One gather per pass, then slices of it: a map per batch (a function call per
+        # element, ~25% more CPU per batch as Keras pulls them; docs/benchmarks.md run 6)
+        # is gone. The price is the pass's int64 copy: 8 bytes x max_length per example.
+        grid = tf.reshape(order[: full * batch_size], [full, batch_size])
+        batches = tf.data.Dataset.from_tensor_slices(gather(grid))
+        if rest:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(gather(order[full * batch_size :])))
+        return batches
+
+    dataset = orders.flat_map(batches_of)
     # flat_map loses the cardinality; Keras then knows the steps per epoch.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))
     if repeat:

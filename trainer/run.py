@@ -70,6 +70,7 @@ class Run:
             jit_compile=self.settings.jit_compile,
             steps_per_execution=self.settings.steps_per_execution,
             architecture=model.name,
+            draws_random_numbers=bool(step_plan.random_layers(model)),
         )
 
 

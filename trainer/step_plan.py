@@ -12,6 +12,12 @@ plain `model.fit` (docs/benchmarks.md):
 
 Where they are not used, and why:
 
+* A model that draws random numbers in its step (Dropout, noise, an RNN's dropout) on a
+  CPU: XLA's CPU backend generates them far more slowly than TensorFlow's kernels. A
+  Dropout(0.2) on the embedded tweets took a small model from 3,700 to 200 examples/s,
+  and it is what made conv_lstm 8x slower with XLA; without its Dropout the same layers
+  were faster with XLA (docs/benchmarks.md, run 6).
+
 * cuDNN's LSTM/GRU kernels cannot be XLA-compiled. On a GPU, a model whose recurrent
   layers all meet cuDNN's conditions keeps cuDNN (much faster than an XLA while-loop);
   on a CPU there is no cuDNN and XLA helped every architecture measured.
@@ -24,20 +30,24 @@ Where they are not used, and why:
   `tests/test_step_plan.py` re-checks both failures, so the day they are fixed the test
   says to lift this rule.
 
-The choice is pure (a function of device kind, replicas and the model's cuDNN report),
+The choice is pure (a function of device kind, replicas, the model's cuDNN report and
+whether it draws random numbers: `random_layers`),
 recorded in metrics.json and the report, and `--steps_per_execution` /
 `--jit_compile=true|false` override it on a single replica.
 """
 
 import dataclasses
 
+import keras
+
 JIT_CHOICES = ("auto", "true", "false")
 # 32 steps per call: past ~16 the per-call cost is already small against the step, and
 # a larger number only makes progress reports coarser. (bench/train_bench.py)
 DEFAULT_STEPS_PER_EXECUTION = 32
-# Architectures whose XLA-compiled step measured slower than the plain one on a CPU
-# (bench/train_bench.py, docs/benchmarks.md: conv_lstm 0.12x of a plain fit with XLA).
-XLA_SLOWER_ON_CPU = frozenset({"conv_lstm"})
+# Config keys of Keras layers whose non-zero value makes the layer draw random numbers
+# in a training step: Dropout and its kin ("rate"), LSTM/GRU ("dropout",
+# "recurrent_dropout"), GaussianNoise ("stddev").
+_RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
 KERAS_MULTI_REPLICA_ISSUE = "keras-team/keras#19246; XLA: tf.Variable on a different device"
 
 
@@ -59,7 +69,7 @@ class StepPlan:
 
 
 def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", steps_per_execution=None,
-               architecture=None):
+               architecture=None, draws_random_numbers=False):
     """Chooses the step settings of one model.
 
     Args:
@@ -70,7 +80,9 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
         without recurrent layers.
       jit_compile: "auto", "true" or "false" (--jit_compile).
       steps_per_execution: None for the default, else an integer >= 1.
-      architecture: the model's registry name, for per-architecture exceptions.
+      architecture: the model's registry name, for the reason.
+      draws_random_numbers: whether the model's training step draws random numbers
+        (`random_layers` is not empty).
 
     Returns:
       A `StepPlan`.
@@ -95,8 +107,11 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
         return StepPlan(steps, jit_compile == "true", "as requested")
     if device_kind == "GPU" and cudnn_eligible:
         return StepPlan(steps, False, "cuDNN recurrent kernels cannot be XLA-compiled; cuDNN kept")
-    if device_kind == "CPU" and architecture in XLA_SLOWER_ON_CPU:
-        return StepPlan(steps, False, f"{architecture} measured slower with XLA on a CPU")
+    if device_kind == "CPU" and draws_random_numbers:
+        return StepPlan(
+            steps, False, f"{architecture or 'the model'} measured slower with XLA on a CPU: it draws random "
+            "numbers (dropout), which XLA's CPU backend generates slowly"
+        )
     return StepPlan(steps, True, f"XLA on one {device_kind}")
 
 
@@ -113,3 +128,24 @@ def _multi_replica_plan(replicas, jit_compile, steps_per_execution):
             f"({KERAS_MULTI_REPLICA_ISSUE}); train on one device to use them."
         )
     return StepPlan(1, False, f"{replicas} replicas: Keras fails with either lever ({KERAS_MULTI_REPLICA_ISSUE})")
+
+
+def random_layers(model):
+    """The paths of the layers of `model` that draw random numbers when training
+    (dropout or noise with a non-zero rate), looking inside wrappers and nested models."""
+    return [path for path, layer in _layers(model.layers) if _draws_random_numbers(layer)]
+
+
+def _layers(layers, prefix=""):
+    for layer in layers:
+        path = prefix + layer.name
+        yield path, layer
+        inner = [getattr(layer, name) for name in ("forward_layer", "backward_layer") if hasattr(layer, name)]
+        yield from _layers(inner or getattr(layer, "layers", []), path + "/")
+
+
+def _draws_random_numbers(layer):
+    if isinstance(layer, (keras.Model, keras.layers.Bidirectional)):
+        return False  # its inner layers are looked at one by one
+    config = layer.get_config()
+    return any(float(config.get(key) or 0) > 0 for key in _RANDOM_CONFIG_KEYS)

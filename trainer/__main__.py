@@ -56,18 +56,12 @@ _JOB_DIR = flags.DEFINE_string(
 _ARCHITECTURE = flags.DEFINE_enum(
     "architecture", _DEFAULTS["architecture"], models.ARCHITECTURES, "Model architecture."
 )
-_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
+_TRAINING = cli_flags.TrainingFlags("Maximum number of epochs.")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False,
     "Delete the job dir's old run (history, checkpoints, model, metrics, report) and start "
     "afresh. Without it, a job dir started with other settings (architecture, "
     "hyperparameters, learning rate, batch, seed, data) is refused; --epochs may differ.",
-)
-_RECIPE = flags.DEFINE_enum(
-    "recipe", _DEFAULTS["recipe"], recipes.NAMES,
-    "recommended: the architecture's recommended hyperparameters and training settings "
-    "(trainer/recipes.py); flags given explicitly win over them. none: the defaults.",
 )
 _HPARAMS = flags.DEFINE_list(
     "hparams", [], "Architecture hyperparameters as name=value pairs, e.g. lstm_units=32,dropout=0.2."
@@ -172,17 +166,14 @@ def main(argv):
         _HPARAMS.value,
         {name: holder.value for name, holder in _HPARAM_FLAGS.items()},
     )
-    explicit = {
-        **cli_flags.explicit_run_settings(),
-        **{name: holder.value for name, holder in (("epochs", _EPOCHS), ("learning_rate", _LEARNING_RATE)) if holder.present},
-    }
-    settings, hparams = recipes.apply(_RECIPE.value, _ARCHITECTURE.value, settings=explicit, hparams=hparams)
+    recipe = _TRAINING.recipe.value
+    settings, hparams = recipes.apply(recipe, _ARCHITECTURE.value, settings=_TRAINING.explicit(), hparams=hparams)
     cfg = config.TrainConfig(
-        **{**cli_flags.run_settings(), "epochs": _EPOCHS.value, "learning_rate": _LEARNING_RATE.value, **settings},
+        **{**_TRAINING.settings(), **settings},
         job_dir=job_dir,
         architecture=_ARCHITECTURE.value,
         hparams=hparams,
-        recipe=_RECIPE.value,
+        recipe=recipe,
         overwrite=_OVERWRITE.value,
     )
     logging.info("Settings: %s", cfg)

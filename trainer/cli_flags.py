@@ -85,3 +85,31 @@ def explicit_run_settings():
     """{setting: flag value} of the shared flags given on the command line (they win over
     a recipe's values; the others may take the recipe's)."""
     return {name: holder.value for name, holder in _HOLDERS.items() if holder.present}
+
+
+class TrainingFlags:
+    """--epochs, --learning_rate and --recipe: the fixed-run flags of s140-train and
+    s140-compare, defined by whichever of them is the running command (s140-tune searches
+    the learning rate instead, so they are not module-level flags here)."""
+
+    def __init__(self, epochs_help):
+        from trainer import recipes  # pure data; kept out of s140-tune's import
+
+        defaults = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
+        self.epochs = flags.DEFINE_integer("epochs", defaults["epochs"], epochs_help)
+        self.learning_rate = flags.DEFINE_float("learning_rate", defaults["learning_rate"], "Adam learning rate.")
+        self.recipe = flags.DEFINE_enum(
+            "recipe", defaults["recipe"], recipes.NAMES,
+            "recommended: the architecture's recommended hyperparameters and training "
+            "settings (trainer/recipes.py); flags given explicitly win over them. none: the defaults.",
+        )
+
+    def settings(self):
+        """{setting: flag value} of these flags and the shared ones (before any recipe)."""
+        return {**run_settings(), "epochs": self.epochs.value, "learning_rate": self.learning_rate.value}
+
+    def explicit(self):
+        """{setting: flag value} of the flags given on the command line: they win over
+        a recipe's values."""
+        mine = {"epochs": self.epochs, "learning_rate": self.learning_rate}
+        return {**explicit_run_settings(), **{name: holder.value for name, holder in mine.items() if holder.present}}

@@ -19,7 +19,6 @@ from preprocessing import quiet_tf
 
 quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
 
-import dataclasses  # noqa: E402
 import sys  # noqa: E402
 
 from absl import app  # noqa: E402
@@ -31,11 +30,8 @@ from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import models  # noqa: E402
-from trainer import recipes  # noqa: E402
 from trainer import run_record  # noqa: E402
 from trainer import strategy  # noqa: E402
-
-_DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
 
 _JOB_DIR = flags.DEFINE_string(
     "job_dir", None,
@@ -46,13 +42,7 @@ _ARCHITECTURES = flags.DEFINE_list(
     "architectures", list(models.ARCHITECTURES),
     f"Architectures to compare, in table order; any of {list(models.ARCHITECTURES)}.",
 )
-_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS["epochs"], "Maximum number of epochs of each architecture.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS["learning_rate"], "Adam learning rate.")
-_RECIPE = flags.DEFINE_enum(
-    "recipe", _DEFAULTS["recipe"], recipes.NAMES,
-    "recommended: each architecture's recommended hyperparameters and training settings "
-    "(trainer/recipes.py); flags given explicitly win over them. none: the defaults.",
-)
+_TRAINING = cli_flags.TrainingFlags("Maximum number of epochs of each architecture.")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False,
     "Delete every compared architecture's old run and train it afresh. Without it, a "
@@ -75,23 +65,13 @@ def main(argv):
         )
     # The shared flags (cli_flags) fill every setting s140-train's flags fill; the
     # architecture is set per run by trainer.compare.
-    base = config.TrainConfig(
-        **cli_flags.run_settings(),
-        job_dir=_JOB_DIR.value,
-        epochs=_EPOCHS.value,
-        learning_rate=_LEARNING_RATE.value,
-        recipe=_RECIPE.value,
-        overwrite=_OVERWRITE.value,
-    )
-    explicit = {
-        **cli_flags.explicit_run_settings(),
-        **{name: holder.value for name, holder in (("epochs", _EPOCHS), ("learning_rate", _LEARNING_RATE)) if holder.present},
-    }
-    logging.info("Settings of every architecture (before its recipe, %s): %s", _RECIPE.value, base)
+    recipe = _TRAINING.recipe.value
+    base = config.TrainConfig(**_TRAINING.settings(), job_dir=_JOB_DIR.value, recipe=recipe, overwrite=_OVERWRITE.value)
+    logging.info("Settings of every architecture (before its recipe, %s): %s", recipe, base)
     from trainer import compare
     from trainer import run as run_lib
 
-    result = compare.compare(base, _ARCHITECTURES.value, explicit=explicit, verbose=run_lib.progress_verbosity(sys.stdout))
+    result = compare.compare(base, _ARCHITECTURES.value, explicit=_TRAINING.explicit(), verbose=run_lib.progress_verbosity(sys.stdout))
     for row in result["rows"]:
         print(
             f"{row['architecture']}: val accuracy {row['best_val_accuracy']:.4f} at epoch "

@@ -42,10 +42,20 @@ def _split(argv):
             key = search_space.hp_name(architecture, keyword) if keyword else flag
             if key in values:
                 raise TrialArgumentError(f"Expected --{flag} once in a trial. Received it twice.")
-            values[key] = value if key == search_space.ARCHITECTURE else _number(flag, value)
+            values[key] = _number(flag, value) if key == search_space.LEARNING_RATE else _value(value)
         else:
             rest.append(arg)
     return values, rest
+
+
+def _value(text):
+    """A trial parameter's value: a number, or the text of a categorical one (architecture,
+    pooling, wide); search_space.trial_config casts it to the model's type and the model
+    checks it."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _number(flag, text):
@@ -83,7 +93,8 @@ def trainer_args(argv):
         raise TrialArgumentError(f"Expected a trial of the s140 search space. Received {argv}: {error}.") from error
     args = [*rest, f"{ARCHITECTURE_FLAG}{architecture}", f"{LEARNING_RATE_FLAG}{learning_rate!r}"]
     if hparams:
-        args.append("--hparams=" + ",".join(f"{k}={v!r}" for k, v in hparams.items()))
+        # Text values go bare (pooling=max): s140-train's --hparams reads them as written.
+        args.append("--hparams=" + ",".join(f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in hparams.items()))
     return args
 
 

@@ -46,6 +46,8 @@ def _parameter_spec(pid, spec):
             "doubleValueSpec": {"minValue": spec.low, "maxValue": spec.high},
             "scaleType": "UNIT_LOG_SCALE",
         }
+    if any(isinstance(v, str) for v in spec.values):  # pooling, wide: categories
+        return {"parameterId": pid, "categoricalValueSpec": {"values": [str(v) for v in spec.values]}}
     # Vizier wants discrete values as increasing doubles; cloud.hptrial casts them back.
     return {"parameterId": pid, "discreteValueSpec": {"values": sorted(float(v) for v in spec.values)}}
 

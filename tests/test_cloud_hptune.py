@@ -36,13 +36,19 @@ def test_study_spec_follows_the_search_space_table():
     by_id = {c["parameterSpec"]["parameterId"]: c["parameterSpec"] for c in conditional}
     assert by_id["flatten__dense_units"]["discreteValueSpec"]["values"] == [4.0, 6.0, 8.0, 16.0, 32.0, 64.0]
     assert by_id["conv1d__kernel_size"]["discreteValueSpec"]["values"] == [3.0, 5.0, 7.0]
+    # Text choices are Vizier categories, in the search space's order.
+    assert by_id["conv1d__pooling"] == {"parameterId": "conv1d__pooling",
+                                        "categoricalValueSpec": {"values": ["mean", "max", "max_mean"]}}
+    assert by_id["bilstm__pooling"]["categoricalValueSpec"]["values"] == ["last", "max", "max_mean"]
+    assert by_id["gap__wide"]["categoricalValueSpec"]["values"] == ["none", "unigrams", "bigrams"]
+    assert by_id["gap__wide_buckets"]["discreteValueSpec"]["values"] == [65536.0, 262144.0]
     assert learning_rate == {"parameterId": "learning_rate", "doubleValueSpec": {"minValue": 1e-4, "maxValue": 1e-2},
                              "scaleType": "UNIT_LOG_SCALE"}
     assert spec["metrics"] == [{"metricId": "val_accuracy", "goal": "MAXIMIZE"}]
     assert "algorithm" not in spec and "medianAutomatedStoppingSpec" not in spec
     decoded = parse_strictly("StudySpec", spec)
     assert decoded.parameters[1].scale_type.name == "UNIT_LOG_SCALE"
-    assert len(decoded.parameters[0].conditional_parameter_specs) == len(expected) == 24
+    assert len(decoded.parameters[0].conditional_parameter_specs) == len(expected) == 50
 
 
 def test_study_spec_drops_kernels_that_do_not_fit_and_takes_options():
@@ -155,7 +161,8 @@ def test_hptune_submits_through_the_client(stand_in, anonymous, capsys):
     assert body["trialJobSpec"]["tensorboard"] == "projects/p/locations/us-central1/tensorboards/7"
     assert body["trialJobSpec"]["serviceAccount"] == "sa@p.iam.gserviceaccount.com"
     ids = [c["parameterSpec"]["parameterId"] for c in body["studySpec"]["parameters"][0]["conditionalParameterSpecs"]]
-    assert ids == ["gap__dense_units", "gap__dropout"]
+    assert ids == ["gap__dense_units", "gap__dropout", "gap__pooling", "gap__spatial_dropout", "gap__wide",
+                   "gap__wide_buckets"]
     out = capsys.readouterr().out
     assert "Submitted projects/p/locations/us-central1/hyperparameterTuningJobs/77 (JOB_STATE_PENDING)." in out
     assert "s140-submit hptune-results --job=projects/p/locations/us-central1/hyperparameterTuningJobs/77" in out
@@ -173,12 +180,23 @@ def test_hptrial_turns_vizier_parameters_into_s140_train_flags():
                     "--hparams=embedding_dropout=0.1,kernel_size=5,lstm_units=32"]
 
 
+def test_hptrial_passes_categorical_values_as_text():
+    args = hptrial.trainer_args([
+        "--architecture=conv1d", "--learning_rate=0.003", "--conv1d__pooling=max", "--conv1d__wide=bigrams",
+        "--conv1d__wide_buckets=262144.0", "--conv1d__spatial_dropout=0.2",
+    ])
+    # Bare text (pooling=max, not pooling='max'): s140-train's --hparams reads it as written.
+    assert args == ["--architecture=conv1d", "--learning_rate=0.003",
+                    "--hparams=pooling=max,spatial_dropout=0.2,wide=bigrams,wide_buckets=262144"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [(["--learning_rate=0.01"], r"Expected --architecture among a trial's arguments"),
      (["--architecture=gap", "--learning_rate=0.01", "--bigru__gru_units=32"], r"Expected only parameters of 'gap'"),
      (["--architecture=gap", "--learning_rate=fast"], r"Expected --learning_rate to be a number. Received: 'fast'."),
-     (["--architecture=gap", "--learning_rate=0.1", "--gap__dropout=0.1", "--gap__dropout=0.2"], r"once")],
+     (["--architecture=gap", "--learning_rate=0.1", "--gap__dropout=0.1", "--gap__dropout=0.2"], r"once"),
+     (["--architecture=gap", "--learning_rate=0.1", "--gap__dense_units=many"], r"invalid literal for int.*'many'")],
 )
 def test_hptrial_errors(argv, message):
     with pytest.raises(hptrial.TrialArgumentError, match=message):

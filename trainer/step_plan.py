@@ -38,8 +38,6 @@ recorded in metrics.json and the report, and `--steps_per_execution` /
 
 import dataclasses
 
-import keras
-
 JIT_CHOICES = ("auto", "true", "false")
 # 32 steps per call: past ~16 the per-call cost is already small against the step, and
 # a larger number only makes progress reports coarser. (bench/train_bench.py)
@@ -145,6 +143,8 @@ def _layers(layers, prefix=""):
 
 
 def _draws_random_numbers(layer):
+    import keras  # here, not at the top: trainer.config (imported by s140-submit) imports this module
+
     if isinstance(layer, (keras.Model, keras.layers.Bidirectional)):
         return False  # its inner layers are looked at one by one
     config = layer.get_config()

@@ -66,3 +66,15 @@ def sample_data_dir(tmp_path_factory):
         )
     )
     return str(out)
+
+
+@pytest.fixture(autouse=True)
+def _absl_logs_at_info():
+    """Saving a SavedModel in-process leaves absl's logger at WARNING: TensorFlow's
+    AutoTrackable mutes absl while it lists a model's attributes, then "restores"
+    `absl.logging.get_verbosity()`, which outside an absl app (no flags parsed) is the
+    flag's default, WARNING. The CLIs run under absl's app and get INFO; tests that read
+    the INFO lines must not depend on whether an earlier test exported a model."""
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.NOTSET)

@@ -275,13 +275,18 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     metadata["counts"]["test"] = 0
     (data_dir / schema.METADATA_FILE).write_text(json.dumps(metadata))
 
-    metrics = _run(data_dir, tmp_path / "job", architecture="gap", hparams={}, epochs=1, cpu_replicas=1)
+    # With dropout: its masks are drawn with Philox (trainer/keras_random_adapter.py),
+    # so XLA stays the CPU choice.
+    metrics = _run(
+        data_dir, tmp_path / "job", architecture="gap", hparams={"dropout": 0.3}, epochs=1, cpu_replicas=1
+    )
     assert metrics["evaluated_on"] == "val"
     assert metrics["count"] == metadata["counts"]["val"]
     assert "test split is empty" in metrics["evaluation_note"]
     assert metrics["replicas"] == 1
     # One device: 32 steps per call, XLA-compiled (the CPU default of trainer/step_plan.py).
     assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (32, True)
+    assert metrics["step_plan"].endswith("(XLA on one CPU)")
     report = (tmp_path / "job" / "report.md").read_text()
     assert "test split is empty" in report and "32 step(s) per execution, XLA on" in report
     # Only val is sliced, and the report's table has no test columns.

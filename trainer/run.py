@@ -25,6 +25,7 @@ from absl import logging
 
 from trainer import config as config_lib
 from trainer import data
+from trainer import keras_random_adapter
 from trainer import models
 from trainer import step_plan
 from trainer import strategy as strategy_lib
@@ -70,7 +71,9 @@ class Run:
             jit_compile=self.settings.jit_compile,
             steps_per_execution=self.settings.steps_per_execution,
             architecture=model.name,
-            draws_random_numbers=bool(step_plan.random_layers(model)),
+            draws_random_numbers=bool(
+                step_plan.random_layers(model, except_philox_dropout=keras_random_adapter.installed())
+            ),
         )
 
 
@@ -121,6 +124,9 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
         steps_per_execution=settings.steps_per_execution,
     )
     keras.utils.set_random_seed(settings.seed)
+    # Dropout masks drawn with Philox: the same numbers without XLA, and XLA can take
+    # models with dropout on a CPU (trainer/keras_random_adapter.py).
+    keras_random_adapter.install()
     global_batch = settings.batch_size * distribution.num_replicas_in_sync
     run = Run(
         settings=settings,

@@ -12,11 +12,13 @@ plain `model.fit` (docs/benchmarks.md):
 
 Where they are not used, and why:
 
-* A model that draws random numbers in its step (Dropout, noise, an RNN's dropout) on a
-  CPU: XLA's CPU backend generates them far more slowly than TensorFlow's kernels. A
-  Dropout(0.2) on the embedded tweets took a small model from 3,700 to 200 examples/s,
-  and it is what made conv_lstm 8x slower with XLA; without its Dropout the same layers
-  were faster with XLA (docs/benchmarks.md, run 6).
+* A model that draws random numbers in its step on a CPU, unless they are dropout masks
+  drawn with Philox: XLA's CPU backend generates numbers of its default algorithm far
+  more slowly than TensorFlow's kernels. A Dropout(0.2) on the embedded tweets took a
+  small model from 3,700 to 200 examples/s, and made conv_lstm 8x slower with XLA
+  (docs/benchmarks.md, run 6). `trainer/keras_random_adapter.py` makes Keras name Philox
+  for every dropout mask, which XLA compiles fast (run 7); so on the tested Keras only
+  other random layers (GaussianNoise, GaussianDropout, AlphaDropout) keep XLA off.
 
 * cuDNN's LSTM/GRU kernels cannot be XLA-compiled. On a GPU, a model whose recurrent
   layers all meet cuDNN's conditions keeps cuDNN (much faster than an XLA while-loop);
@@ -31,7 +33,7 @@ Where they are not used, and why:
   says to lift this rule.
 
 The choice is pure (a function of device kind, replicas, the model's cuDNN report and
-whether it draws random numbers: `random_layers`),
+whether it draws random numbers XLA makes slow: `random_layers`),
 recorded in metrics.json and the report, and `--steps_per_execution` /
 `--jit_compile=true|false` override it on a single replica.
 """
@@ -80,7 +82,7 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
       steps_per_execution: None for the default, else an integer >= 1.
       architecture: the model's registry name, for the reason.
       draws_random_numbers: whether the model's training step draws random numbers
-        (`random_layers` is not empty).
+        that XLA's CPU backend makes slow (`random_layers` is not empty).
 
     Returns:
       A `StepPlan`.
@@ -108,7 +110,7 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
     if device_kind == "CPU" and draws_random_numbers:
         return StepPlan(
             steps, False, f"{architecture or 'the model'} measured slower with XLA on a CPU: it draws random "
-            "numbers (dropout), which XLA's CPU backend generates slowly"
+            "numbers XLA's CPU backend generates slowly"
         )
     return StepPlan(steps, True, f"XLA on one {device_kind}")
 
@@ -128,10 +130,18 @@ def _multi_replica_plan(replicas, jit_compile, steps_per_execution):
     return StepPlan(1, False, f"{replicas} replicas: Keras fails with either lever ({KERAS_MULTI_REPLICA_ISSUE})")
 
 
-def random_layers(model):
+def random_layers(model, *, except_philox_dropout=False):
     """The paths of the layers of `model` that draw random numbers when training
-    (dropout or noise with a non-zero rate), looking inside wrappers and nested models."""
-    return [path for path, layer in _layers(model.layers) if _draws_random_numbers(layer)]
+    (dropout or noise with a non-zero rate), looking inside wrappers and nested models.
+
+    `except_philox_dropout`: leave out the layers whose numbers are Keras dropout masks
+    (Dropout and SpatialDropout, an RNN's dropout), for when
+    `trainer.keras_random_adapter` has made them Philox's.
+    """
+    return [
+        path for path, layer in _layers(model.layers)
+        if _draws_random_numbers(layer) and not (except_philox_dropout and _draws_dropout_masks(layer))
+    ]
 
 
 def _layers(layers, prefix=""):
@@ -149,3 +159,11 @@ def _draws_random_numbers(layer):
         return False  # its inner layers are looked at one by one
     config = layer.get_config()
     return any(float(config.get(key) or 0) > 0 for key in _RANDOM_CONFIG_KEYS)
+
+
+def _draws_dropout_masks(layer):
+    # The layers whose randomness is Keras's backend `random.dropout`: Dropout and its
+    # spatial subclasses, and the recurrent layers (their cells' DropoutRNNCell masks).
+    import keras
+
+    return isinstance(layer, (keras.layers.Dropout, keras.layers.RNN))

@@ -78,3 +78,11 @@ def _absl_logs_at_info():
     import logging
 
     logging.getLogger("absl").setLevel(logging.NOTSET)
+
+
+@pytest.fixture(autouse=True)
+def _xla_flags_of_the_test_process(monkeypatch):
+    """`run.set_up` adds the CPU runtime to XLA_FLAGS of its process; that must not leak
+    into later tests' child processes (e.g. the TF 2.15 serving venv's XLA, which may not
+    know the flag). monkeypatch puts the variable back after each test."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))

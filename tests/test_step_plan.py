@@ -132,3 +132,12 @@ def test_the_keras_failure_behind_the_multi_replica_rule_still_exists():
     for lever, (kwargs, message) in failures.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             _fit_two_replicas(**kwargs)
+
+
+def test_a_cpu_run_takes_xla_legacy_cpu_runtime_unless_xla_flags_choose_one():
+    flag = step_plan.LEGACY_CPU_RUNTIME_FLAG
+    assert step_plan.xla_flags_for("CPU", "") == flag == "--xla_cpu_use_thunk_runtime=false"
+    assert step_plan.xla_flags_for("CPU", "--xla_dump_to=/tmp/x") == f"--xla_dump_to=/tmp/x {flag}"
+    # The user's own choice of runtime, and GPUs, are left as they are.
+    assert step_plan.xla_flags_for("CPU", "--xla_cpu_use_thunk_runtime=true") == "--xla_cpu_use_thunk_runtime=true"
+    assert step_plan.xla_flags_for("GPU", "--xla_dump_to=/tmp/x") == "--xla_dump_to=/tmp/x"

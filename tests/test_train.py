@@ -24,6 +24,7 @@ from trainer import data
 from trainer import export
 from trainer import files
 from trainer import slices
+from trainer import step_plan
 from trainer import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -287,6 +288,7 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     # One device: 32 steps per call, XLA-compiled (the CPU default of trainer/step_plan.py).
     assert (metrics["steps_per_execution"], metrics["jit_compile"]) == (32, True)
     assert metrics["step_plan"].endswith("(XLA on one CPU)")
+    assert step_plan.LEGACY_CPU_RUNTIME_FLAG in metrics["xla_flags"].split()
     report = (tmp_path / "job" / "report.md").read_text()
     assert "test split is empty" in report and "32 step(s) per execution, XLA on" in report
     # Only val is sliced, and the report's table has no test columns.

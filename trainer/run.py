@@ -57,6 +57,7 @@ class Run:
     feeds: Feeds
     hparams: typing.Mapping[str, typing.Any]  # what the model is built with ({}: per trial)
     global_batch: int  # per-replica batch x replicas in sync
+    xla_flags: str  # XLA_FLAGS of this process, with the run's CPU runtime choice
 
     @property
     def replicas(self):
@@ -127,6 +128,8 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
     # Dropout masks drawn with Philox: the same numbers without XLA, and XLA can take
     # models with dropout on a CPU (trainer/keras_random_adapter.py).
     keras_random_adapter.install()
+    # Before the first XLA compilation, which reads XLA_FLAGS once (trainer/step_plan.py).
+    os.environ["XLA_FLAGS"] = step_plan.xla_flags_for(_device_kind(plan), os.environ.get("XLA_FLAGS", ""))
     global_batch = settings.batch_size * distribution.num_replicas_in_sync
     run = Run(
         settings=settings,
@@ -142,15 +145,17 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
         ),
         hparams=dict(hparams or {}),
         global_batch=global_batch,
+        xla_flags=os.environ["XLA_FLAGS"],
     )
     logging.info(
-        "Run on %s: %s; %d replica(s) x %d = global batch %d; dtype policy %s; %s task %s.",
+        "Run on %s: %s; %d replica(s) x %d = global batch %d; dtype policy %s; XLA_FLAGS %r; %s task %s.",
         settings.data_dir,
         plan.describe(),
         run.replicas,
         settings.batch_size,
         global_batch,
         policy,
+        run.xla_flags,
         "chief" if run.chief else "non-chief",
         run.task,
     )

@@ -48,6 +48,11 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 # in a training step: Dropout and its kin ("rate"), LSTM/GRU ("dropout",
 # "recurrent_dropout"), GaussianNoise ("stddev").
 _RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
+# XLA's older CPU runtime: its default "thunk" runtime ran MaxPooling1D's step several
+# times slower (3,100 against 19,300 examples/s for Dense -> MaxPooling1D -> pooling), and
+# conv_lstm 1.14x a plain fit against 1.59x with this flag (docs/benchmarks.md, run 7).
+# XLA reads XLA_FLAGS once, at its first compilation in the process.
+LEGACY_CPU_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
 KERAS_MULTI_REPLICA_ISSUE = "keras-team/keras#19246; XLA: tf.Variable on a different device"
 
 
@@ -128,6 +133,14 @@ def _multi_replica_plan(replicas, jit_compile, steps_per_execution):
             f"({KERAS_MULTI_REPLICA_ISSUE}); train on one device to use them."
         )
     return StepPlan(1, False, f"{replicas} replicas: Keras fails with either lever ({KERAS_MULTI_REPLICA_ISSUE})")
+
+
+def xla_flags_for(device_kind, xla_flags):
+    """XLA_FLAGS for a run on `device_kind`: on a CPU, `xla_flags` with the legacy CPU
+    runtime added, unless it already chooses a CPU runtime; else `xla_flags` as given."""
+    if device_kind != "CPU" or "--xla_cpu_use_thunk_runtime" in xla_flags:
+        return xla_flags
+    return f"{xla_flags} {LEGACY_CPU_RUNTIME_FLAG}".strip()
 
 
 def random_layers(model, *, except_philox_dropout=False):

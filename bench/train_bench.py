@@ -107,12 +107,29 @@ def input_rate(contract, passes=3):
     adds Python's cost per batch (an eager call and Python objects per tensor), which
     training never pays.
     """
+    from trainer import data
+
+    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+    return pulled_rate(dataset, contract.count("train"), passes)
+
+
+def floor_rate(contract, passes=3):
+    """Examples/s of the same pull loop over a source that does no work (one batch of
+    zeros repeated): the most any input pipeline can show in `input_rate`'s harness."""
     import tensorflow as tf
 
-    from trainer import data, step_plan
+    batches = contract.count("train") // BATCH_SIZE
+    zeros = (tf.zeros([BATCH_SIZE, contract.max_length], tf.int64), tf.zeros([BATCH_SIZE], tf.float32))
+    return pulled_rate(tf.data.Dataset.from_tensors(zeros).repeat(batches), batches * BATCH_SIZE, passes)
+
+
+def pulled_rate(dataset, per_pass, passes):
+    """Examples/s of `dataset` pulled as Keras pulls it (see `input_rate`)."""
+    import tensorflow as tf
+
+    from trainer import step_plan
 
     steps_per_call = step_plan.DEFAULT_STEPS_PER_EXECUTION
-    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
 
     @tf.function
     def pull(iterator):
@@ -135,8 +152,8 @@ def input_rate(contract, passes=3):
             seen += int(examples)
 
     seen = one_pass()  # traces `pull`, as the first epoch traces the step
-    if seen != contract.count("train"):
-        sys.exit(f"Expected {contract.count('train')} examples per pass. Received: {seen}.")
+    if seen != per_pass:
+        sys.exit(f"Expected {per_pass} examples per pass. Received: {seen}.")
     start = time.perf_counter()
     for _ in range(passes):
         one_pass()
@@ -187,7 +204,7 @@ def main():
         rows.append((architecture, val_accuracy, metrics["accuracy"], ours, course))
         print(f"{architecture}: val {val_accuracy:.4f} test {metrics['accuracy']:.4f} "
               f"s140 {ours:,.0f}/s ({metrics['step_plan']}) course {course:,.0f}/s; {load_average()}", flush=True)
-    pipeline_rate, eager_rate = input_rate(contract), eager_input_rate(contract)
+    pipeline_rate, eager_rate, floor = input_rate(contract), eager_input_rate(contract), floor_rate(contract)
     pipeline_load = load_average()
     baseline_val, baseline_test = tfidf_baseline(data_dir)
 
@@ -202,6 +219,9 @@ def main():
     print(f"\ninput pipeline alone: {pipeline_rate:,.0f} examples/s; fastest architecture ({fastest[0]}) "
           f"trains at {fastest[3]:,.0f}/s; headroom ratio {pipeline_rate / fastest[3]:.1f} "
           f"(iterated eagerly from Python: {eager_rate:,.0f} examples/s, {eager_rate / fastest[3]:.1f}x); {pipeline_load}")
+    print(f"the same pull loop over a source that does no work: {floor:,.0f} examples/s, "
+          f"{floor / fastest[3]:.1f}x the fastest architecture (the most this harness can show); the pipeline's "
+          f"own cost {1e6 * BATCH_SIZE * (1 / pipeline_rate - 1 / floor):.0f} us a batch")
     best_val = max(rows, key=lambda row: row[1])
     print(f"best architecture by validation accuracy: {best_val[0]} (val {best_val[1]:.4f}, test {best_val[2]:.4f}); "
           f"beats the baseline on val: {best_val[1] > baseline_val}, on test: {best_val[2] > baseline_test}")

@@ -31,7 +31,6 @@ import dataclasses
 import os
 import re
 import sys
-import textwrap
 
 from preprocessing import quiet_tf
 
@@ -46,6 +45,7 @@ from absl import logging  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from preprocessing import beam_options  # noqa: E402
+from preprocessing import cli_help  # noqa: E402
 from preprocessing import config  # noqa: E402
 from preprocessing import glove  # noqa: E402
 from preprocessing import metadata as metadata_lib  # noqa: E402
@@ -115,26 +115,13 @@ FLAG_GROUPS = (
     ("Checks on the data", ("max_error_rate", "drop_duplicate_ids")),
     ("Speed", ("batch_size",)),
 )
-_HELP_ARGS = ("--help", "--helpshort", "-h", "-?")
 _REQUIRED = ("train_csv", "output_dir")
 
 
-def help_text():
-    """The docstring (what it does, examples) and this command's flags, grouped."""
-    parts = [__doc__.strip(), ""]
-    for title, names in FLAG_GROUPS:
-        parts.append(f"{title}:")
-        for name in names:
-            flag = flags.FLAGS[name]
-            default = "required" if name in _REQUIRED else f"default: {flag.default_as_str}"
-            parts.append(textwrap.fill(f"--{name}: {' '.join(flag.help.split())} ({default})", width=88,
-                                       initial_indent="  ", subsequent_indent="      "))
-        parts.append("")
-    parts.append(textwrap.fill(
-        "Beam pipeline options (--runner, --project, --region, --temp_location, --direct_num_workers, "
-        "...) pass through to Beam; --helpfull lists every flag, absl's own included.", width=88,
-    ))
-    return "\n".join(parts)
+BEAM_OPTIONS_FOOTER = (
+    "Beam pipeline options (--runner, --project, --region, --temp_location, --direct_num_workers, "
+    "...) pass through to Beam; --helpfull lists every flag, absl's own included."
+)
 
 
 def _parse_flags(argv):
@@ -239,8 +226,8 @@ def _main_with_errors(argv):
 def run():
     # absl answers --help with "Try --helpfull" under a console script (it looks for the
     # flags of the script's own module): answer it here.
-    if any(arg in _HELP_ARGS for arg in sys.argv[1:]):
-        print(help_text())
+    if cli_help.help_requested(sys.argv[1:]):
+        sys.stdout.write(cli_help.render(__doc__, FLAG_GROUPS, required=_REQUIRED, footer=BEAM_OPTIONS_FOOTER))
         return
     app.run(_main_with_errors, flags_parser=_parse_flags)
 

@@ -3,8 +3,8 @@ docstring (which holds the examples).
 
 absl's --help lists the key flags of the module named by sys.argv[0]; under a console
 script that is the script, which defines none, so all it printed was "Try --helpfull".
-CLI-side only: the command-line modules call `run` (s140-preprocess has its own,
-which adds Beam's pass-through options).
+CLI-side only: the command-line modules call `run`; s140-preprocess calls `render` with
+its required flags and a footer for Beam's pass-through options.
 """
 
 import sys
@@ -27,20 +27,25 @@ def help_requested(arguments):
     return False
 
 
-def _describe(flag):
-    head = f"  --{flag.name} (default: {flag.default_as_str or 'unset'})"
-    body = textwrap.fill(flag.help, width=88, initial_indent="      ", subsequent_indent="      ")
+FULL_HELP_FOOTER = "All flags, absl's and TensorFlow's included: --helpfull."
+
+
+def _describe(flag, required):
+    setting = "required" if required else f"default: {flag.default_as_str or 'unset'}"
+    head = f"  --{flag.name} ({setting})"
+    body = textwrap.fill(' '.join(flag.help.split()), width=88, initial_indent="      ", subsequent_indent="      ")
     return f"{head}\n{body}"
 
 
-def render(doc, groups):
-    """`doc`, then each (title, [flag names]) group with each flag's default and help."""
+def render(doc, groups, *, required=(), footer=FULL_HELP_FOOTER):
+    """`doc`, then each (title, [flag names]) group with each flag's default (or
+    "required", for the names in `required`) and help, then `footer`."""
     lines = [doc.strip(), "", ""]  # a blank pair ends the docstring's part
     for title, names in groups:
         lines.append(f"{title}:")
-        lines += [_describe(flags.FLAGS[name]) for name in names]
+        lines += [_describe(flags.FLAGS[name], name in required) for name in names]
         lines.append("")
-    lines.append("All flags, absl's and TensorFlow's included: --helpfull.")
+    lines.append(textwrap.fill(footer, width=88))
     return "\n".join(lines) + "\n"
 
 

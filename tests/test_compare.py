@@ -5,15 +5,15 @@ curves, and a resume that does not train a finished architecture again."""
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+
+import kill_after  # tests/: start a CLI and SIGKILL it after N epochs
 
 from preprocessing import schema
 from trainer import baseline
@@ -145,19 +145,8 @@ def test_cli_skips_the_finished_architecture_and_completes_the_killed_one(sample
         "--batch_size=16", "--early_stopping_patience=0",
     ]
     gap_history = job_dir / "gap" / "history.json"
-    first = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        # Two recorded epochs of gap: flatten has finished, gap's epoch 0 is backed up.
-        while len(callbacks.read_history(str(gap_history)).get("epoch", [])) < 2:
-            assert first.poll() is None, "the first comparison ended before it could be killed"
-            assert time.monotonic() < deadline, "no two epochs of gap within 300 s"
-            time.sleep(0.01)
-        os.kill(first.pid, signal.SIGKILL)
-    finally:
-        first.kill()
-        first.wait()
-    killed = callbacks.read_history(str(gap_history))
+    # Two recorded epochs of gap: flatten has finished, gap's epoch 0 is backed up.
+    killed = kill_after.kill_after_epochs(command, env=_env(), cwd=tmp_path, history_path=gap_history, timeout=300)
     assert 2 <= len(killed["epoch"]) < epochs
     assert (job_dir / "flatten" / "metrics.json").exists() and not (job_dir / "gap" / "metrics.json").exists()
     assert not (job_dir / "compare.md").exists()

@@ -126,10 +126,12 @@ def test_help_lists_this_commands_flags_grouped_with_examples():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Try --helpfull" not in result.stdout
     for line in ("Input:", "Output:", "Checks on the data:", "Examples:",
-                 "  --train_csv: Training CSV paths or globs", "  --output_dir: Where the data directory is written. (required)",
-                 "  --max_error_rate: Fail when a larger share of rows is rejected. (default: '0.01')"):
+                 "  --train_csv (required)\n      Training CSV paths or globs",
+                 "  --output_dir (required)\n      Where the data directory is written.",
+                 "  --max_error_rate (default: '0.01')\n      Fail when a larger share of rows is rejected.",
+                 "Beam pipeline options (--runner, --project"):
         assert line in result.stdout
-    assert result.stdout.index("--train_csv:") < result.stdout.index("--output_dir:")
+    assert result.stdout.index("--train_csv (") < result.stdout.index("--output_dir (")
     # Every flag this command defines is in one group, once.
     grouped, defined = _in_cli_process(
         "print(json.dumps([[n for _, names in cli.FLAG_GROUPS for n in names],"

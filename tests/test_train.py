@@ -6,15 +6,15 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
+
+import kill_after  # tests/: start a CLI and SIGKILL it after N epochs
 
 from preprocessing import schema
 from trainer import __main__ as cli
@@ -334,21 +334,7 @@ def test_cli_resumes_after_a_kill_without_repeating_epochs(sample_data_dir, tmp_
         "--batch_size=16", "--early_stopping_patience=0",
     )
     history_path = job_dir / "history.json"
-    first = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 240
-        # Two recorded epochs mean epoch 0's backup is written (history is recorded
-        # before the backup of the same epoch).
-        while len(callbacks.read_history(str(history_path)).get("epoch", [])) < 2:
-            assert first.poll() is None, "the first run ended before it could be killed"
-            assert time.monotonic() < deadline, "no two epochs within 240 s"
-            time.sleep(0.01)
-        os.kill(first.pid, signal.SIGKILL)
-    finally:
-        first.kill()
-        first.wait()
-    assert first.returncode == -signal.SIGKILL
-    killed = callbacks.read_history(str(history_path))
+    killed = kill_after.kill_after_epochs(command, env=_env(), cwd=tmp_path, history_path=history_path)
     assert 2 <= len(killed["epoch"]) < epochs
     assert not (job_dir / "metrics.json").exists()
 

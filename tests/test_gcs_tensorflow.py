@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import gcs_front
+import kill_after  # tests/: SIGKILL a started CLI once it got far enough
 
 BUCKET = "s140-gcs"
 TIMEOUT = 300
@@ -144,19 +145,14 @@ def vertex_run(gcs, gs_data_dir, tmp_path_factory):
     )
     cwd = tmp_path_factory.mktemp("vertex")
     first = gcs.popen(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        # history.json is written before the epoch's backup; once the backup's metadata
-        # is there too, a resume starts after that epoch.
-        while not (_json(gcs, f"{RUN}/history.json").get("epoch")
-                   and gcs.exists(f"{RUN}/checkpoints/backup/training_metadata.json")):
-            assert first.poll() is None, "the first run ended before it could be killed"
-            assert time.monotonic() < deadline, f"no epoch backed up within {TIMEOUT} s"
-            time.sleep(0.05)
-        os.kill(first.pid, signal.SIGKILL)
-    finally:
-        first.kill()
-        first.wait()
+    # history.json is written before the epoch's backup; once the backup's metadata is
+    # there too, a resume starts after that epoch.
+    kill_after.kill_when(
+        first,
+        lambda: _json(gcs, f"{RUN}/history.json").get("epoch")
+        and gcs.exists(f"{RUN}/checkpoints/backup/training_metadata.json"),
+        timeout=TIMEOUT, waiting_for="epoch backed up", poll_seconds=0.05,
+    )
     killed = {"returncode": first.returncode, "history": _json(gcs, f"{RUN}/history.json"),
               "names": gcs.names(RUN)}
     second = gcs.run(command, env, timeout=TIMEOUT, cwd=cwd)

@@ -49,9 +49,10 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 # "recurrent_dropout"), GaussianNoise ("stddev").
 _RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
 # XLA's older CPU runtime: its default "thunk" runtime ran MaxPooling1D's step several
-# times slower (3,100 against 19,300 examples/s for Dense -> MaxPooling1D -> pooling), and
-# conv_lstm 1.14x a plain fit against 1.59x with this flag (docs/benchmarks.md, run 7).
-# XLA reads XLA_FLAGS once, at its first compilation in the process.
+# times slower (3,100 against 19,300 examples/s for Dense -> MaxPooling1D -> pooling),
+# and conv_lstm at 1.14x a plain fit against 1.59x with this flag, back to back; the other
+# architectures' results did not change (docs/benchmarks.md, runs 6 and 7). XLA reads
+# XLA_FLAGS once, at its first compilation in the process.
 LEGACY_CPU_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
 KERAS_MULTI_REPLICA_ISSUE = "keras-team/keras#19246; XLA: tf.Variable on a different device"
 

@@ -23,6 +23,7 @@ from trainer import config
 from trainer import data
 from trainer import export
 from trainer import files
+from trainer import rnn_unroll
 from trainer import slices
 from trainer import step_plan
 from trainer import train
@@ -295,6 +296,19 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     assert list(metrics["slices"]) == ["val"]
     assert sum(row["count"] for row in metrics["slices"]["val"]["length"]) == metadata["counts"]["val"]
     assert "| family | slice | val count | val accuracy |\n" in report
+
+
+def test_a_cpu_run_unrolls_conv_lstms_short_lstm_and_records_it(sample_data_dir, tmp_path):
+    # Two replicas: the unrolled copy is built inside MirroredStrategy's scope too.
+    metrics = _run(
+        sample_data_dir, tmp_path / "job", architecture="conv_lstm", hparams={"lstm_units": 8, "conv_filters": 8},
+        epochs=1, cpu_replicas=2,
+    )
+    assert metrics["replicas"] == 2
+    assert [name.split("_")[0] for name in metrics["unrolled_layers"]] == ["lstm"]
+    assert metrics["step_plan"].endswith(f"; unrolled: {metrics['unrolled_layers'][0]}")
+    saved = keras.models.load_model(tmp_path / "job" / "model.keras")
+    assert rnn_unroll.unrolled_layer_names(saved) == metrics["unrolled_layers"]
 
 
 def test_step_flags_override_the_choice_and_levers_across_replicas_fail_early(sample_data_dir, tmp_path):

@@ -27,6 +27,7 @@ from trainer import config as config_lib
 from trainer import data
 from trainer import keras_random_adapter
 from trainer import models
+from trainer import rnn_unroll
 from trainer import step_plan
 from trainer import strategy as strategy_lib
 
@@ -64,8 +65,9 @@ class Run:
         return self.strategy.num_replicas_in_sync
 
     def step_plan_for(self, model):
-        """The step settings of `model` in this run (`trainer.step_plan`)."""
-        return step_plan.plan_steps(
+        """The step settings of `model` in this run (`trainer.step_plan`), with the
+        recurrent layers it was built unrolled with (`trainer.rnn_unroll`)."""
+        plan = step_plan.plan_steps(
             device_kind=_device_kind(self.plan),
             replicas=self.replicas,
             cudnn_eligible=models.cudnn_eligible(model),
@@ -76,6 +78,7 @@ class Run:
                 step_plan.random_layers(model, except_philox_dropout=keras_random_adapter.installed())
             ),
         )
+        return dataclasses.replace(plan, unrolled_layers=tuple(rnn_unroll.unrolled_layer_names(model)))
 
 
 def _device_kind(plan):
@@ -212,7 +215,8 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
     Call it inside `run.strategy.scope()` (and `dtype_policy(run)`): variables and
     optimizer slots are then mirrored and take the run's dtype policy. With `run`, the
     step settings (steps per execution, XLA) are the run's choice for this model
-    (`Run.step_plan_for`); without, Keras's defaults. `train_oov_vectors` (None: the
+    (`Run.step_plan_for`) and, on a CPU, short unmasked recurrent layers are unrolled
+    (`trainer.rnn_unroll`); without, Keras's defaults. `train_oov_vectors` (None: the
     run's setting, False without a run) makes the rows GloVe lacks trainable.
     """
     if train_oov_vectors is None:
@@ -226,6 +230,9 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
         trainable_ids=contract.require_uncovered_ids() if train_oov_vectors else None,
         **hparams,
     )
+    if run is not None:
+        # Short, unmasked recurrent layers run without a loop on a CPU (same weights).
+        model = rnn_unroll.unrolled(model, rnn_unroll.layers_to_unroll(model, _device_kind(run.plan)))
     steps = run.step_plan_for(model) if run is not None else None
     if steps is not None:
         logging.info("%s: %s.", architecture, steps.describe())

@@ -66,11 +66,13 @@ class StepPlan:
     steps_per_execution: int
     jit_compile: bool
     reason: str
+    unrolled_layers: tuple = ()  # recurrent layers built unrolled (trainer/rnn_unroll.py)
 
     def describe(self):
+        unrolled = f"; unrolled: {', '.join(self.unrolled_layers)}" if self.unrolled_layers else ""
         return (
             f"{self.steps_per_execution} step(s) per execution, XLA "
-            f"{'on' if self.jit_compile else 'off'} ({self.reason})"
+            f"{'on' if self.jit_compile else 'off'} ({self.reason}){unrolled}"
         )
 
 

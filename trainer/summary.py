@@ -75,6 +75,7 @@ class RunSummary:
             "steps_per_execution": self.steps.steps_per_execution,
             "jit_compile": self.steps.jit_compile,
             "step_plan": self.steps.describe(),
+            "unrolled_layers": list(self.steps.unrolled_layers),
             "xla_flags": run.xla_flags,
             "learning_rate": cfg.learning_rate,
             "epochs_requested": cfg.epochs,

@@ -115,7 +115,8 @@ def input_rate(contract, passes=3):
 
 def floor_rate(contract, passes=3):
     """Examples/s of the same pull loop over a source that does no work (one batch of
-    zeros repeated): the most any input pipeline can show in `input_rate`'s harness."""
+    zeros repeated): what a pipeline that costs nothing shows in `input_rate`'s harness
+    (within noise: the real pipeline has measured above it; docs/benchmarks.md run 7)."""
     import tensorflow as tf
 
     batches = contract.count("train") // BATCH_SIZE
@@ -220,7 +221,7 @@ def main():
           f"trains at {fastest[3]:,.0f}/s; headroom ratio {pipeline_rate / fastest[3]:.1f} "
           f"(iterated eagerly from Python: {eager_rate:,.0f} examples/s, {eager_rate / fastest[3]:.1f}x); {pipeline_load}")
     print(f"the same pull loop over a source that does no work: {floor:,.0f} examples/s, "
-          f"{floor / fastest[3]:.1f}x the fastest architecture (the most this harness can show); the pipeline's "
+          f"{floor / fastest[3]:.1f}x the fastest architecture (a pipeline that costs nothing); the pipeline's "
           f"own cost {1e6 * BATCH_SIZE * (1 / pipeline_rate - 1 / floor):.0f} us a batch")
     best_val = max(rows, key=lambda row: row[1])
     print(f"best architecture by validation accuracy: {best_val[0]} (val {best_val[1]:.4f}, test {best_val[2]:.4f}); "

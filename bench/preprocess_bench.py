@@ -85,8 +85,8 @@ def _pss(process):
 
 
 # Reading a process's PSS (/proc/<pid>/smaps_rollup) takes ~9 ms of CPU for a 2 GiB
-# process, and the job has four processes to the baseline's one: sampled every 0.2 s, it
-# took ~9% of the two cores from the job against ~2% from the baseline.
+# process, and the job has three large processes to the baseline's one: sampled every
+# 0.2 s, it took up to ~7% of the two cores from the job against ~2% from the baseline.
 PSS_EVERY = 5  # RSS samples
 
 

@@ -4,8 +4,8 @@ Every batch that crosses a stage boundary is held encoded by the runner until th
 stage reads it (locally: all of them at once, in the launcher's memory, since Beam's
 FnApiRunner materializes each stage's input) and by the worker that receives it. Tweets
 compress ~2.5x, so at 1.6M rows this moves hundreds of MiB fewer. zstd level 1 rather
-than zlib level 1: on a batch of 2,048 real lines it compresses ~3x and decompresses
-~4x faster, to slightly fewer bytes (docs/benchmarks.md). On Dataflow it shrinks the
+than zlib level 1: on a batch of 2,048 real lines it compresses ~2-3x and decompresses
+~2-4x faster, to slightly fewer bytes (docs/benchmarks.md). On Dataflow it shrinks the
 shuffled bytes in the same way: the graph is the same.
 """
 

@@ -24,7 +24,6 @@ Prints a Markdown table; copy it into docs/benchmarks.md.
 
 import argparse
 import csv
-import itertools
 import os
 import pathlib
 import shutil
@@ -101,9 +100,8 @@ def measure(command):
     def sample():
         nonlocal peak, peak_pss
         parent = psutil.Process(process.pid)
-        for count in itertools.count():
-            if done.is_set():
-                break
+        count = 0
+        while not done.is_set():
             try:
                 tree = [p for p in [parent] + parent.children(recursive=True) if p.is_running()]
                 peak = max(peak, sum(p.memory_info().rss for p in tree))
@@ -111,6 +109,7 @@ def measure(command):
                     peak_pss = max(peak_pss, sum(_pss(p) for p in tree))
             except psutil.Error:
                 pass
+            count += 1
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -45,16 +45,9 @@ def ours(data_dir, architecture):
 
 def plain(data_dir, contract, architecture):
     """(compiled model, infinite feed) of the course's way: Keras defaults, NumPy rows."""
-    import keras
     import tensorflow as tf
 
-    from trainer import models
-
-    model = models.build_model(
-        architecture, vocab_size=contract.vocab_size, embedding_dim=contract.embedding_dim,
-        max_length=contract.max_length, embedding_matrix=contract.embeddings,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    model = train_bench.course_model(contract, architecture)
     token_ids, labels = (tf.constant(array) for array in train_bench.numpy_split(data_dir, "train"))
     # As Keras's own NumPy adapter feeds model.fit, without its shuffle: a batch of row
     # indices, one gather. The last batch is partial, so the batch size is not static;

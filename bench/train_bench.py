@@ -72,17 +72,26 @@ def s140_train(data_dir, job_dir, architecture, epochs):
     return metrics, max(history["val_accuracy"])
 
 
-def course_fit(contract, arrays, architecture, epochs):
-    """The course's loop: NumPy arrays in memory, model.fit, no tf.data, no strategy."""
+def course_model(contract, architecture):
+    """The architecture compiled as the course compiles it: Keras's defaults (one step
+    per call, no XLA), Adam, binary cross-entropy, accuracy."""
     import keras
 
-    from trainer import callbacks, models
+    from trainer import models
 
     model = models.build_model(
         architecture, vocab_size=contract.vocab_size, embedding_dim=contract.embedding_dim,
         max_length=contract.max_length, embedding_matrix=contract.embeddings,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def course_fit(contract, arrays, architecture, epochs):
+    """The course's loop: NumPy arrays in memory, model.fit, no tf.data, no strategy."""
+    from trainer import callbacks
+
+    model = course_model(contract, architecture)
     (x_train, y_train), (x_val, y_val) = arrays
     timer = callbacks.EpochLogger(len(x_train))
     model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=BATCH_SIZE, epochs=epochs,
@@ -98,6 +107,13 @@ def numpy_split(data_dir, split):
     return records[schema.TOKEN_IDS], records[schema.LABEL].astype("float32")
 
 
+def training_pipeline(contract):
+    """The shuffled training input of s140-train, batched as both fits are."""
+    from trainer import data
+
+    return data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+
+
 def input_rate(contract, passes=3):
     """Examples/s of the input pipeline alone, pulled the way Keras' training loop pulls
     it, after a first pass (as in the first training epoch).
@@ -109,9 +125,7 @@ def input_rate(contract, passes=3):
     adds Python's cost per batch (an eager call and Python objects per tensor), which
     training never pays.
     """
-    from trainer import data
-
-    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+    dataset = training_pipeline(contract)
     return pulled_rate(dataset, contract.count("train"), passes)
 
 
@@ -123,9 +137,7 @@ def produced_rate(contract, passes=3):
     which any input, the plain fit's NumPy arrays included, pays the same."""
     import tensorflow as tf
 
-    from trainer import data
-
-    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+    dataset = training_pipeline(contract)
 
     @tf.function
     def one_pass():
@@ -198,9 +210,7 @@ def pulled_rate(dataset, per_pass, passes):
 def eager_input_rate(contract, passes=3):
     """Examples/s of the input pipeline iterated eagerly from Python (runs 1-5 of
     docs/benchmarks.md measured this): Python's cost per batch included."""
-    from trainer import data
-
-    dataset = data.make_dataset(contract, "train", batch_size=BATCH_SIZE, shuffle=True, seed=0)
+    dataset = training_pipeline(contract)
     for _ in dataset:  # the first pass, as for `input_rate`
         pass
     start = time.perf_counter()

@@ -195,6 +195,32 @@ def test_each_shuffled_pass_is_an_exact_permutation_in_full_batches(sample_data_
     assert not np.array_equal(orders[0], orders[1])
 
 
+def test_weighted_batches_are_full_and_weigh_each_real_example_once(sample_data_dir):
+    records = data.read_records(sample_data_dir, "train")
+    count = len(records["label"])
+    batch = 64
+    full, rest = divmod(count, batch)
+    assert rest  # the sample's split leaves a partial batch to fill
+    dataset = data.make_dataset(
+        data.load_contract(sample_data_dir), "train", batch_size=batch, shuffle=True, seed=5, weighted=True
+    )
+    batches = [tuple(t.numpy() for t in element) for element in dataset]
+    assert [len(labels) for _, labels, _ in batches] == [batch] * (full + 1)  # static: all full
+    assert all(weights.sum() == pytest.approx(batch) for _, _, weights in batches)
+    assert all((weights == 1).all() for _, _, weights in batches[:-1])
+    last_weights = batches[-1][2]
+    np.testing.assert_allclose(last_weights[:rest], batch / rest)
+    assert (last_weights[rest:] == 0).all()
+    # The examples of weight > 0 are the split, each exactly once; the fill repeats
+    # real examples (never a row of padding ids, which a masked model cannot take).
+    real = [(ids[weights > 0], labels[weights > 0]) for ids, labels, weights in batches]
+    ids, labels = (np.concatenate(parts) for parts in zip(*real))
+    assert _rows(ids, labels) == _rows(records["token_ids"], records["label"])
+    fill = batches[-1][0][rest:]
+    assert (fill != 0).any(axis=1).all()
+    assert set(map(tuple, fill)) <= set(map(tuple, records["token_ids"]))
+
+
 def test_shuffle_mixes_examples_across_batches(sample_data_dir):
     """Shuffling whole batches would keep each batch's members together; ours may not."""
     kwargs = dict(batch_size=64, seed=3)

@@ -1,5 +1,5 @@
 """The step settings (steps per execution, XLA) chosen per device kind, replicas and
-cuDNN eligibility, and the Keras failure that keeps multi-replica runs off both levers."""
+cuDNN eligibility, and the Keras failure that `trainer.step_loop` works around."""
 
 import keras
 import numpy as np
@@ -74,22 +74,26 @@ def test_flags_override_on_one_replica():
     assert "32 step(s) per execution, XLA off" in plan.describe()
 
 
-def test_several_replicas_keep_one_step_without_xla():
-    for device_kind in ("CPU", "GPU"):
-        plan = step_plan.plan_steps(device_kind=device_kind, replicas=8, cudnn_eligible=False)
-        assert (plan.steps_per_execution, plan.jit_compile) == (1, False)
-        assert step_plan.KERAS_MULTI_REPLICA_ISSUE in plan.reason
-    # Asking for what is already the choice is fine.
-    assert step_plan.plan_steps(
-        device_kind="GPU", replicas=2, cudnn_eligible=True, jit_compile="false", steps_per_execution=1
-    ).steps_per_execution == 1
+@pytest.mark.parametrize(
+    "device_kind, cudnn_eligible, expected_jit",
+    [("CPU", False, True), ("CPU", True, True), ("GPU", False, True), ("GPU", True, False)],
+)
+def test_several_replicas_take_the_same_levers_as_one_device(device_kind, cudnn_eligible, expected_jit):
+    plan = step_plan.plan_steps(device_kind=device_kind, replicas=8, cudnn_eligible=cudnn_eligible)
+    assert (plan.steps_per_execution, plan.jit_compile) == (32, expected_jit)
+    if expected_jit:
+        assert plan.reason == f"XLA on each of 8 {device_kind} replicas"
+    forced = step_plan.plan_steps(
+        device_kind=device_kind, replicas=2, cudnn_eligible=cudnn_eligible, jit_compile="true", steps_per_execution=8
+    )
+    assert (forced.steps_per_execution, forced.jit_compile) == (8, True)
 
 
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(replicas=2, jit_compile="true"), "Received: --jit_compile=true"),
-        (dict(replicas=2, steps_per_execution=16), "Received: --steps_per_execution=16"),
+        (dict(replicas=2, jit_compile="on"), "Expected --jit_compile in ['auto', 'true', 'false']"),
+        (dict(replicas=2, steps_per_execution=-1), "integer >= 1. Received: -1"),
         (dict(replicas=1, jit_compile="yes"), "Expected --jit_compile in ['auto', 'true', 'false']"),
         (dict(replicas=1, steps_per_execution=0), "integer >= 1. Received: 0"),
         (dict(replicas=1, steps_per_execution=True), "integer >= 1. Received: True"),
@@ -121,9 +125,10 @@ def _fit_two_replicas(**compile_kwargs):
     return model.fit(dataset, epochs=1, verbose=0)
 
 
-def test_the_keras_failure_behind_the_multi_replica_rule_still_exists():
-    """If this fails, Keras or XLA fixed a failure that trainer/step_plan.py works
-    around: lift its multi-replica rule for that lever (and measure it across replicas)."""
+def test_the_keras_failure_behind_the_step_loop_still_exists():
+    """If this fails, Keras' own fit runs several steps per call, or XLA, across replicas
+    (keras-team/keras#19246): measure it against trainer/step_loop.py, which exists
+    because of it, and keep the faster (trainer/keras_fit_adapter.py can then go)."""
     assert _fit_two_replicas().history["loss"]  # one step per call works
     failures = {
         "steps_per_execution": (dict(steps_per_execution=4), "You must feed a value for placeholder"),

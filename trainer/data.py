@@ -197,6 +197,7 @@ def make_dataset(
     seed=None,
     repeat=False,
     drop_remainder=False,
+    weighted=False,
 ):
     """Batches of (token_ids, label) from one split of a validated data directory.
 
@@ -217,9 +218,17 @@ def make_dataset(
       seed: with a seed the sequence of permutations is the same on every run.
       repeat: repeat forever (pair with `steps_per_epoch`).
       drop_remainder: drop a last partial batch.
+      weighted: every batch full (a static shape, which XLA and a step loop need), with
+        a third item, float32 loss weights [batch] that sum to `batch_size` in every
+        batch. A full batch weighs 1 per example. A pass's last, partial batch of r
+        examples is filled up with the pass's first examples, weighted 0, and its r
+        real examples weigh batch_size / r each: a loss summed with these weights and
+        divided by batch_size is the mean over the r real examples, exactly what a
+        partial batch trains (`trainer.step_loop`).
 
     Returns:
-      A `tf.data.Dataset` of (int64 token_ids [batch, max_length], float32 label [batch]).
+      A `tf.data.Dataset` of (int64 token_ids [batch, max_length], float32 label [batch])
+      or, `weighted`, of (token_ids, label, float32 weight [batch]).
 
     Raises:
       ContractError: when the split has no shards or no examples, or its shards hold
@@ -252,8 +261,20 @@ def make_dataset(
     full = count // batch_size
     rest = 0 if drop_remainder else count - full * batch_size
 
-    def gather(indices):
-        return tf.cast(tf.gather(token_ids, indices), tf.int64), tf.gather(labels, indices)
+    def gather(indices, weights=None):
+        batch = tf.cast(tf.gather(token_ids, indices), tf.int64), tf.gather(labels, indices)
+        if not weighted:
+            return batch
+        return batch + (tf.ones(tf.shape(indices), tf.float32) if weights is None else weights,)
+
+    def last_batch(order):
+        if not weighted:
+            return gather(order[full * batch_size :])
+        # Filled with copies of real examples, not padding: a row of PAD ids would be
+        # fully masked, which Keras 3's cuDNN recurrent layers refuse.
+        fill = tf.range(full * batch_size, (full + 1) * batch_size) % count
+        weights = tf.concat([tf.fill([rest], batch_size / rest), tf.zeros([batch_size - rest])], axis=0)
+        return gather(tf.gather(order, fill), weights)
 
     def batches_of(order):
         # One gather per pass, then slices of it: a map per batch (a function call per
@@ -262,7 +283,7 @@ def make_dataset(
         grid = tf.reshape(order[: full * batch_size], [full, batch_size])
         batches = tf.data.Dataset.from_tensor_slices(gather(grid))
         if rest:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(gather(order[full * batch_size :])))
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(last_batch(order)))
         return batches
 
     dataset = orders.flat_map(batches_of)

@@ -320,19 +320,22 @@ def build_model(
     return keras.Model(token_ids, probability, name=architecture)
 
 
-def compile_model(model, learning_rate, steps=None):
+def compile_model(model, learning_rate, *, steps_per_execution=None):
     """The one compile step of every run and tuning trial: Adam, binary cross-entropy,
     accuracy. Call it inside the strategy's scope (optimizer slots are mirrored).
 
-    `steps` is a `trainer.step_plan.StepPlan` (steps per execution, XLA); None keeps
-    Keras's defaults (one step per call, XLA "auto"), for a model compiled outside a run.
+    `steps_per_execution`: None keeps Keras's defaults (one step per call, XLA "auto"),
+    for a model that Keras' own fit trains. An integer is for a model that
+    `trainer.step_loop` trains: Keras then groups that many steps per call, and leaves
+    XLA to the loop, which compiles each replica's work rather than the whole step.
     """
+    dispatch = {} if steps_per_execution is None else dict(steps_per_execution=steps_per_execution, jit_compile=False)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps.steps_per_execution if steps else 1,
-        jit_compile=steps.jit_compile if steps else "auto",
+        # Weighted: the step loop's filled-up last batch weighs its copies 0.
+        weighted_metrics=["accuracy"],
+        **dispatch,
     )
     return model
 

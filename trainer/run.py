@@ -28,19 +28,31 @@ from trainer import data
 from trainer import keras_random_adapter
 from trainer import models
 from trainer import rnn_unroll
+from trainer import step_loop
 from trainer import step_plan
 from trainer import strategy as strategy_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class Feeds:
-    """Training and validation input of a run, batched by the global batch size."""
+    """Training and validation input of a run: full batches of the global batch size,
+    with loss weights (`data.make_dataset(weighted=True)`)."""
 
     train: tf.data.Dataset
     val: tf.data.Dataset
-    steps_per_epoch: typing.Optional[int]  # None: one pass over the split
-    validation_steps: typing.Optional[int]
+    train_steps: int  # batches in a training epoch
+    val_steps: int  # batches in a validation
+    repeats: bool  # the datasets repeat forever: fit must be told the steps
     examples_per_epoch: int
+
+    @property
+    def steps_per_epoch(self):
+        """fit's `steps_per_epoch`: None for one pass over a split that does not repeat."""
+        return self.train_steps if self.repeats else None
+
+    @property
+    def validation_steps(self):
+        return self.val_steps if self.repeats else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,15 +130,6 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
         gpu_compute_capabilities=strategy_lib.local_gpu_compute_capabilities(),
     )
     distribution = strategy_lib.make_strategy(plan)
-    # A step setting that cannot work here (e.g. XLA across replicas) fails now, not
-    # after the data is loaded; each model's own choice is made when it is built.
-    step_plan.plan_steps(
-        device_kind=_device_kind(plan),
-        replicas=distribution.num_replicas_in_sync,
-        cudnn_eligible=False,
-        jit_compile=settings.jit_compile,
-        steps_per_execution=settings.steps_per_execution,
-    )
     keras.utils.set_random_seed(settings.seed)
     # Dropout masks drawn with Philox: the same numbers without XLA, and XLA can take
     # models with dropout on a CPU (trainer/keras_random_adapter.py).
@@ -166,19 +169,23 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
 
 
 def make_feeds(contract, global_batch, *, seed, multi_worker):
-    """Training and validation input, batched by the *global* batch size.
+    """Training and validation input, in full batches of the *global* batch size.
 
     Across workers every worker must run the same number of steps (each step is an
     all-reduce), so multi-worker input repeats with full batches and fixed step counts;
-    one machine simply makes one pass per epoch, the last batch partial.
+    one machine makes one pass per epoch, its last batch filled up and weighted so that
+    it trains exactly what a partial batch would (`data.make_dataset(weighted=True)`).
     """
     train_count, val_count = contract.count("train"), contract.count("val")
     if not multi_worker:
         return Feeds(
-            train=data.make_dataset(contract, "train", batch_size=global_batch, shuffle=True, seed=seed),
-            val=data.make_dataset(contract, "val", batch_size=global_batch),
-            steps_per_epoch=None,
-            validation_steps=None,
+            train=data.make_dataset(
+                contract, "train", batch_size=global_batch, shuffle=True, seed=seed, weighted=True
+            ),
+            val=data.make_dataset(contract, "val", batch_size=global_batch, weighted=True),
+            train_steps=math.ceil(train_count / global_batch),
+            val_steps=math.ceil(val_count / global_batch),
+            repeats=False,
             examples_per_epoch=train_count,
         )
     steps = train_count // global_batch
@@ -187,12 +194,13 @@ def make_feeds(contract, global_batch, *, seed, multi_worker):
             f"Expected at least one global batch ({global_batch} examples) of training data "
             f"for multi-worker training. Received: {train_count} examples. Lower --batch_size."
         )
-    repeated = dict(batch_size=global_batch, repeat=True, drop_remainder=True)
+    repeated = dict(batch_size=global_batch, repeat=True, drop_remainder=True, weighted=True)
     return Feeds(
         train=data.make_dataset(contract, "train", shuffle=True, seed=seed, **repeated),
         val=data.make_dataset(contract, "val", **repeated),
-        steps_per_epoch=steps,
-        validation_steps=max(1, math.ceil(val_count / global_batch)),
+        train_steps=steps,
+        val_steps=max(1, math.ceil(val_count / global_batch)),
+        repeats=True,
         examples_per_epoch=steps * global_batch,
     )
 
@@ -214,10 +222,11 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
 
     Call it inside `run.strategy.scope()` (and `dtype_policy(run)`): variables and
     optimizer slots are then mirrored and take the run's dtype policy. With `run`, the
-    step settings (steps per execution, XLA) are the run's choice for this model
-    (`Run.step_plan_for`) and, on a CPU, short unmasked recurrent layers are unrolled
-    (`trainer.rnn_unroll`); without, Keras's defaults. `train_oov_vectors` (None: the
-    run's setting, False without a run) makes the rows GloVe lacks trainable.
+    model trains through `trainer.step_loop` on the run's feeds, with the run's step
+    settings for this model (`Run.step_plan_for`), and on a CPU short unmasked recurrent
+    layers are unrolled (`trainer.rnn_unroll`); without, Keras's own fit and defaults.
+    `train_oov_vectors` (None: the run's setting, False without a run) makes the rows
+    GloVe lacks trainable.
     """
     if train_oov_vectors is None:
         train_oov_vectors = run is not None and run.settings.train_oov_vectors
@@ -230,13 +239,21 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
         trainable_ids=contract.require_uncovered_ids() if train_oov_vectors else None,
         **hparams,
     )
-    if run is not None:
-        # Short, unmasked recurrent layers run without a loop on a CPU (same weights).
-        model = rnn_unroll.unrolled(model, rnn_unroll.layers_to_unroll(model, _device_kind(run.plan)))
-    steps = run.step_plan_for(model) if run is not None else None
-    if steps is not None:
-        logging.info("%s: %s.", architecture, steps.describe())
-    return models.compile_model(model, learning_rate, steps)
+    if run is None:
+        return models.compile_model(model, learning_rate)
+    # Short, unmasked recurrent layers run without a loop on a CPU (same weights).
+    model = rnn_unroll.unrolled(model, rnn_unroll.layers_to_unroll(model, _device_kind(run.plan)))
+    steps = run.step_plan_for(model)
+    logging.info("%s: %s.", architecture, steps.describe())
+    models.compile_model(model, learning_rate, steps_per_execution=steps.steps_per_execution)
+    step_loop.install(
+        model,
+        plan=steps,
+        global_batch=run.global_batch,
+        steps_per_epoch=run.feeds.train_steps,
+        validation_steps=run.feeds.val_steps,
+    )
+    return model
 
 
 def progress_verbosity(stream):

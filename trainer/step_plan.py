@@ -23,19 +23,15 @@ Where they are not used, and why:
 * cuDNN's LSTM/GRU kernels cannot be XLA-compiled. On a GPU, a model whose recurrent
   layers all meet cuDNN's conditions keeps cuDNN (much faster than an XLA while-loop);
   on a CPU there is no cuDNN and XLA helped every architecture measured.
-* Across replicas (MirroredStrategy over several devices, MultiWorkerMirroredStrategy),
-  Keras 3.15 with TensorFlow 2.21 fails with either lever: several steps per call give
-  "You must feed a value for placeholder tensor ... adam/cond" (a conditional around
-  the optimizer's merge_call, keras-team/keras#19246), and XLA cannot reach a mirrored
-  variable on another device (XLA's known issue "tf.Variable on a different device").
-  Multi-replica runs therefore keep one step per call without XLA;
-  `tests/test_step_plan.py` re-checks both failures, so the day they are fixed the test
-  says to lift this rule.
+* Across replicas, the same levers hold: `trainer.step_loop` runs the steps of a call
+  in its own loop, and XLA compiles each replica's work, not the all-reduce (Keras' own
+  loop fails there: keras-team/keras#19246; `tests/test_step_plan.py` shows the day it
+  works).
 
 The choice is pure (a function of device kind, replicas, the model's cuDNN report and
 whether it draws random numbers XLA makes slow: `random_layers`),
 recorded in metrics.json and the report, and `--steps_per_execution` /
-`--jit_compile=true|false` override it on a single replica.
+`--jit_compile=true|false` override it.
 """
 
 import dataclasses
@@ -54,7 +50,6 @@ _RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
 # architectures' results did not change (docs/benchmarks.md, runs 6 and 7). XLA reads
 # XLA_FLAGS once, at its first compilation in the process.
 LEGACY_CPU_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
-KERAS_MULTI_REPLICA_ISSUE = "keras-team/keras#19246; XLA: tf.Variable on a different device"
 
 
 class StepPlanError(ValueError):
@@ -96,7 +91,7 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
       A `StepPlan`.
 
     Raises:
-      StepPlanError: for an invalid value, or a lever requested across replicas.
+      StepPlanError: for an invalid value.
     """
     if jit_compile not in JIT_CHOICES:
         raise StepPlanError(f"Expected --jit_compile in {list(JIT_CHOICES)}. Received: {jit_compile!r}.")
@@ -108,8 +103,6 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
         )
     if device_kind not in ("CPU", "GPU"):
         raise StepPlanError(f"Expected a device kind CPU or GPU. Received: {device_kind!r}.")
-    if replicas > 1:
-        return _multi_replica_plan(replicas, jit_compile, steps_per_execution)
     steps = DEFAULT_STEPS_PER_EXECUTION if steps_per_execution is None else steps_per_execution
     if jit_compile != "auto":
         return StepPlan(steps, jit_compile == "true", "as requested")
@@ -120,22 +113,8 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
             steps, False, f"{architecture or 'the model'} measured slower with XLA on a CPU: it draws random "
             "numbers XLA's CPU backend generates slowly"
         )
-    return StepPlan(steps, True, f"XLA on one {device_kind}")
-
-
-def _multi_replica_plan(replicas, jit_compile, steps_per_execution):
-    wanted = []
-    if jit_compile == "true":
-        wanted.append("--jit_compile=true")
-    if steps_per_execution not in (None, 1):
-        wanted.append(f"--steps_per_execution={steps_per_execution}")
-    if wanted:
-        raise StepPlanError(
-            f"Expected --jit_compile=auto|false and --steps_per_execution=1 with {replicas} replicas. "
-            f"Received: {' '.join(wanted)}. Keras fails with these across replicas "
-            f"({KERAS_MULTI_REPLICA_ISSUE}); train on one device to use them."
-        )
-    return StepPlan(1, False, f"{replicas} replicas: Keras fails with either lever ({KERAS_MULTI_REPLICA_ISSUE})")
+    where = f"each of {replicas} {device_kind} replicas" if replicas > 1 else f"one {device_kind}"
+    return StepPlan(steps, True, f"XLA on {where}")
 
 
 def xla_flags_for(device_kind, xla_flags):

@@ -33,6 +33,7 @@ from trainer import files
 from trainer import report as report_lib
 from trainer import run as run_lib
 from trainer import run_record
+from trainer import step_loop
 from trainer import step_plan
 from trainer import summary as summary_lib
 
@@ -127,7 +128,7 @@ def fit(cfg, run, *, verbose=0):
         fit_seconds=fit_seconds,
         examples_per_second=logger.examples_per_second(),
         epochs_run_this_process=len(logger.train_seconds),
-        steps=run.step_plan_for(model),
+        steps=step_loop.of(model).plan,
     )
 
 

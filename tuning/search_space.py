@@ -31,6 +31,7 @@ import keras_tuner
 
 from trainer import models
 from trainer import run as run_lib
+from trainer import step_loop
 
 ARCHITECTURE = "architecture"
 LEARNING_RATE = "learning_rate"
@@ -305,5 +306,6 @@ class SentimentHyperModel(keras_tuner.HyperModel):
         }
         # The trainer's build and compile, on the contract's frozen GloVe.
         model = run_lib.build_model(self.contract, architecture, hparams, learning_rate, run=self.run)
-        self.last_built.update(steps_per_execution=model.steps_per_execution, jit_compile=bool(model.jit_compile))
+        steps = step_loop.of(model).plan
+        self.last_built.update(steps_per_execution=steps.steps_per_execution, jit_compile=steps.jit_compile)
         return model

@@ -15,7 +15,7 @@ logistic regression baseline on the same train split's standardized text. Printe
 The official test set is only scored, never used to choose anything: the winner is
 chosen on val.
 
-Run (about 30 minutes on a 2-core CPU for all seven; docs/benchmarks.md):
+Run (about 30 minutes on a 2-core CPU for all seven; docs/benchmarks-history.md):
 
   .venv/bin/python bench/quality_bench.py [--architectures=gap,conv1d] [--epochs=N] \\
       [--work_dir=/tmp/s140-quality]

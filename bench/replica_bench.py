@@ -22,10 +22,13 @@ strategy, for the architectures given.
 
 Run:  .venv/bin/python bench/replica_bench.py [--architectures=gap,bilstm] [--rounds=3]
       .venv/bin/python bench/replica_bench.py --multi_worker --architectures=gap,bilstm
+      .venv/bin/python bench/replica_bench.py --xla_ab       # XLA on against off
+      .venv/bin/python bench/replica_bench.py --bound        # without all-reduce and update
 Prints Markdown tables; copy them into docs/benchmarks.md.
 """
 
 import argparse
+import gc
 import json
 import os
 import pathlib
@@ -60,24 +63,25 @@ def split_cpu(count):
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def ours(data_dir, architecture, replicas):
+def ours(data_dir, architecture, replicas, jit_compile="auto"):
     """(model, real feed, no-work feed, steps a turn) as s140-train builds them."""
     import tensorflow as tf
 
-    model, run, steps = built(data_dir, architecture, replicas)
+    model, run, steps = built(data_dir, architecture, replicas, jit_compile)
     real = run.feeds.train.repeat()
     return model, real, tf.data.Dataset.from_tensors(next(iter(real))).repeat(), steps
 
 
-def built(data_dir, architecture, replicas):
+def built(data_dir, architecture, replicas, jit_compile="auto"):
     """(model, run, steps a turn): s140-train's set-up and model, its loop re-installed
     to count a turn's steps as an epoch."""
-    from trainer import config, run as run_lib, step_loop
+    from trainer import config, run as run_lib, step_loop, strategy as strategy_lib
 
+    strategy_lib.fresh_collective_keys()  # one process, many strategies (see its docstring)
     job_dir = tempfile.mkdtemp(prefix="s140-replica-bench-")
     cfg = config.TrainConfig(
         data_dir=data_dir, job_dir=job_dir, architecture=architecture, batch_size=PER_REPLICA_BATCH,
-        cpu_replicas=replicas,
+        cpu_replicas=replicas, jit_compile=jit_compile,
     )
     run = run_lib.set_up(cfg, job_dir=job_dir)
     with run_lib.dtype_policy(run), run.strategy.scope():
@@ -104,6 +108,7 @@ def turn_timer(model, feed, steps, global_batch):
     the first (tracing, compiling) turn is run here, untimed."""
 
     def turn():
+        gc.collect()  # the previous turn's iterators, and their prefetching, gone before timing
         start = time.perf_counter()
         model.fit(feed, steps_per_epoch=steps, epochs=1, verbose=0)
         return steps * global_batch / (time.perf_counter() - start)
@@ -115,13 +120,14 @@ def turn_timer(model, feed, steps, global_batch):
 def single_machine(data_dir, architectures, rounds):
     import tensorflow as tf
 
-    from trainer import data
+    from trainer import data, strategy as strategy_lib
 
     contract = data.load_contract(data_dir)
     print("| architecture | Keras fit, 2 replicas (ex/s) | s140, 2 replicas | s140, 1 device | "
           "2 replicas / Keras | 2 replicas / 1 device | not input-bound, 2 replicas | not input-bound, 1 device |")
     print("|---|---|---|---|---|---|---|---|")
     for architecture in architectures:
+        strategy_lib.fresh_collective_keys()
         mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         two, two_real, two_none, two_steps = ours(data_dir, architecture, 2)
         one, one_real, one_none, one_steps = ours(data_dir, architecture, 1)
@@ -146,6 +152,79 @@ def single_machine(data_dir, architectures, rounds):
         print(f"| {architecture} | {med['keras2']:,.0f} | {med['ours2']:,.0f} | {med['ours1']:,.0f} | "
               f"{ratio('ours2', 'keras2')} | {ratio('ours2', 'ours1')} | {ratio('ours2', 'nowork2')} | "
               f"{ratio('ours1', 'nowork1')} |", flush=True)
+    print(f"\n{train_bench.load_average()}; median of {rounds} rounds (range)")
+
+
+def compute_only(model):
+    """Re-installs `model`'s step loop without the all-reduce and the update: each
+    replica's forward and backward pass alone (its gradients summed into a metric, so
+    nothing is pruned). Its rate on 2 replicas over 1 device is what this machine
+    allows 2 replicas before any cost of distribution."""
+    import keras
+    import tensorflow as tf
+
+    from trainer import step_loop
+
+    loop = step_loop.of(model)
+    with loop.strategy.scope():
+        sink = keras.metrics.Sum()
+
+    def replica_step(batch):
+        gradients = loop._compiled("gradients", loop._gradients)(batch)
+        sink.update_state(tf.add_n([tf.reduce_sum(g) for g in gradients]))
+
+    loop._train_replica = replica_step
+    return model
+
+
+def bound(data_dir, architectures, rounds):
+    """Forward and backward alone, 2 replicas against 1 device, beside the full step."""
+    print("| architecture | full step, 2 replicas / 1 device | forward+backward alone, 2 replicas / 1 device |")
+    print("|---|---|---|")
+    for architecture in architectures:
+        turns = {}
+        for replicas in (2, 1):
+            model, real, _, steps = ours(data_dir, architecture, replicas)
+            turns[("full", replicas)] = turn_timer(model, real, steps, replicas * PER_REPLICA_BATCH)
+            model, real, _, steps = ours(data_dir, architecture, replicas)
+            turns[("compute", replicas)] = turn_timer(compute_only(model), real, steps, replicas * PER_REPLICA_BATCH)
+        rates = {key: [] for key in turns}
+        for _ in range(rounds):
+            for key, turn in turns.items():
+                rates[key].append(turn())
+
+        def ratio(kind):
+            values = [x / y for x, y in zip(rates[(kind, 2)], rates[(kind, 1)])]
+            return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+        print(f"| {architecture} | {ratio('full')} | {ratio('compute')} |", flush=True)
+    print(f"\n{train_bench.load_average()}; median of {rounds} rounds (range)")
+
+
+def xla_ab(data_dir, architectures, rounds):
+    """s140-train's loop with XLA as planned against XLA off, on 2 replicas and on 1."""
+    print("| architecture | plan, 2 replicas | XLA on / off, 2 replicas | plan, 1 device | XLA on / off, 1 device |")
+    print("|---|---|---|---|---|")
+    for architecture in architectures:
+        turns, plans = {}, {}
+        for replicas in (2, 1):
+            for jit in ("true", "false"):
+                model, real, _, steps = ours(data_dir, architecture, replicas, jit)
+                turns[(replicas, jit)] = turn_timer(model, real, steps, replicas * PER_REPLICA_BATCH)
+            auto, _, _, _ = ours(data_dir, architecture, replicas)
+            from trainer import step_loop
+
+            plans[replicas] = "XLA" if step_loop.of(auto).plan.jit_compile else "no XLA"
+        rates = {key: [] for key in turns}
+        for _ in range(rounds):
+            for key, turn in turns.items():
+                rates[key].append(turn())
+
+        def ratio(replicas):
+            values = [x / y for x, y in zip(rates[(replicas, "true")], rates[(replicas, "false")])]
+            return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+        print(f"| {architecture} | {plans[2]} | {ratio(2)} | {plans[1]} | {ratio(1)} |", flush=True)
     print(f"\n{train_bench.load_average()}; median of {rounds} rounds (range)")
 
 
@@ -210,6 +289,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data_dir", help="a directory s140-preprocess wrote; default: preprocess the real sample")
     parser.add_argument("--multi_worker", action="store_true")
+    parser.add_argument("--xla_ab", action="store_true", help="XLA on against off, on 2 replicas and on 1")
+    parser.add_argument("--bound", action="store_true", help="the step without all-reduce and update")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process of --multi_worker
     args = parser.parse_args()
     architectures = args.architectures.split(",")
@@ -224,6 +305,10 @@ def main():
         data_dir = train_bench.preprocess(pathlib.Path(tempfile.mkdtemp(prefix="s140-replica-bench-")))
     if args.multi_worker:
         return multi_worker(data_dir, architectures, args.rounds)
+    if args.xla_ab:
+        return xla_ab(data_dir, architectures, args.rounds)
+    if args.bound:
+        return bound(data_dir, architectures, args.rounds)
     single_machine(data_dir, architectures, args.rounds)
 
 

@@ -31,7 +31,7 @@ BATCHES_PER_TURN = 64
 
 def ours(data_dir, architecture):
     """(compiled model, infinite feed) as s140-train builds them."""
-    from trainer import config, run as run_lib
+    from trainer import config, run as run_lib, step_loop
 
     job_dir = tempfile.mkdtemp(prefix="s140-step-ab-")
     cfg = config.TrainConfig(
@@ -40,6 +40,9 @@ def ours(data_dir, architecture):
     run = run_lib.set_up(cfg, job_dir=job_dir)
     with run_lib.dtype_policy(run), run.strategy.scope():
         model = run_lib.build_model(run.contract, architecture, run.hparams, cfg.learning_rate, run=run)
+    # A turn is the loop's "epoch", so that every call runs whole steps_per_execution.
+    step_loop.install(model, plan=step_loop.of(model).plan, global_batch=run.global_batch,
+                      steps_per_epoch=BATCHES_PER_TURN, validation_steps=1)
     return model, run.feeds.train.repeat()
 
 
@@ -52,7 +55,7 @@ def plain(data_dir, contract, architecture):
     # As Keras's own NumPy adapter feeds model.fit, without its shuffle: a batch of row
     # indices, one gather. The last batch is partial, so the batch size is not static;
     # the plain step ran 30-40% faster on stacked_bilstm with batches of a static size
-    # (docs/benchmarks.md run 9), which a plain fit of 53,502 rows does not get.
+    # (docs/benchmarks-history.md run 9), which a plain fit of 53,502 rows does not get.
     batches = tf.data.Dataset.range(len(labels)).batch(train_bench.BATCH_SIZE)
     return model, batches.map(lambda rows: (tf.gather(token_ids, rows), tf.gather(labels, rows))).repeat()
 

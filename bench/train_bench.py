@@ -162,7 +162,7 @@ def produced_rate(contract, passes=3):
 def floor_rate(contract, passes=3):
     """Examples/s of the same pull loop over a source that does no work (one batch of
     zeros repeated): what a pipeline that costs nothing shows in `input_rate`'s harness
-    (within noise: the real pipeline has measured above it; docs/benchmarks.md run 7)."""
+    (within noise: the real pipeline has measured above it; docs/benchmarks-history.md run 7)."""
     import tensorflow as tf
 
     batches = contract.count("train") // BATCH_SIZE
@@ -209,7 +209,7 @@ def pulled_rate(dataset, per_pass, passes):
 
 def eager_input_rate(contract, passes=3):
     """Examples/s of the input pipeline iterated eagerly from Python (runs 1-5 of
-    docs/benchmarks.md measured this): Python's cost per batch included."""
+    docs/benchmarks-history.md measured this): Python's cost per batch included."""
     dataset = training_pipeline(contract)
     for _ in dataset:  # the first pass, as for `input_rate`
         pass

@@ -36,7 +36,7 @@ SHARED = pathlib.Path(os.environ.get("S140_SHARED_DATA", ROOT.parent / "shared" 
 TRAIN = SHARED / "sentiment140" / "train_sample.csv"
 GLOVE = SHARED / "glove" / "glove.6B.50d.top50k_s140train.txt"
 # The fast architectures: on a 2-core CPU an LSTM/GRU epoch over the 53k training
-# tweets takes about ten times as long as these (see docs/benchmarks.md).
+# tweets takes about ten times as long as these (see docs/benchmarks-history.md).
 ARCHITECTURES = "flatten,gap,conv1d"
 
 

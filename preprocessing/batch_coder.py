@@ -5,7 +5,7 @@ stage reads it (locally: all of them at once, in the launcher's memory, since Be
 FnApiRunner materializes each stage's input) and by the worker that receives it. Tweets
 compress ~2.5x, so at 1.6M rows this moves hundreds of MiB fewer. zstd level 1 rather
 than zlib level 1: on a batch of 2,048 real lines it compresses ~2-3x and decompresses
-~2-4x faster, to slightly fewer bytes (docs/benchmarks.md). On Dataflow it shrinks the
+~2-4x faster, to slightly fewer bytes (docs/benchmarks-history.md). On Dataflow it shrinks the
 shuffled bytes in the same way: the graph is the same.
 """
 
@@ -31,7 +31,7 @@ class CompressedBatchCoder(beam.coders.Coder):
     def estimate_size(self, value):
         """Beam asks this of a sample of the elements on every edge, for its byte
         counters only. Coder's default encodes the value to measure it, and compressing
-        to measure cost as much CPU as compressing to send (docs/benchmarks.md); this
+        to measure cost as much CPU as compressing to send (docs/benchmarks-history.md); this
         is the pickled size, before compression (pickling a batch takes a small part of
         the time that compressing it takes)."""
         return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))

@@ -73,7 +73,7 @@ def local_parallelism(beam_args, cpu_count=None):
     Processes rather than threads: the standardizer runs in Python (text_mirror.py) and
     holds the GIL, multi_threading failed at 1.6M rows inside Beam 2.77's FnApiRunner
     ("Invalid PaneInfoEncoding"), and processes measured faster than one in-process
-    worker (docs/benchmarks.md). On Dataflow and other runners nothing is added. The output
+    worker (docs/benchmarks-history.md). On Dataflow and other runners nothing is added. The output
     does not depend on this: the vocabulary is sorted by count then token, and the split
     and shard of a row come from its tweet id."""
     beam_args = list(beam_args)

@@ -1,6 +1,6 @@
 """Serialized tf.train.Examples of a whole batch, written straight in protobuf's wire format.
 
-Filling one protobuf message per tweet cost more than standardizing it (docs/benchmarks.md);
+Filling one protobuf message per tweet cost more than standardizing it (docs/benchmarks-history.md);
 every example of the data contract has the same four features, so the bytes can be built
 for a whole batch at once: NumPy encodes the varints of all token ids and tweet ids in
 bulk, and each record is one `bytes.join` of precomputed pieces. A reader parses these

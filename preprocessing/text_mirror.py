@@ -1,7 +1,7 @@
 """A pure-Python mirror of text.py's default standardizer, for the Beam job only.
 
 Every Beam worker process that imports TensorFlow for the standardizer pays ~764 MiB of
-resident memory and ~10 s of start-up (docs/benchmarks.md); this mirror gives the same
+resident memory and ~10 s of start-up (docs/benchmarks-history.md); this mirror gives the same
 strings with Python's `re`, without TensorFlow. tf.data and the exported serving model
 keep the TF ops of text.py, which stay the definition: tests/test_text_mirror.py feeds
 every Unicode code point (in several contexts), a table of tricky tweets and every real

@@ -118,7 +118,7 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     This loop, not Beam's `with_exception_handling`, catches RowRejected: the wrapper
     works per element, and per-element overhead was the largest cost of the job at 1.6M
-    tweets (docs/benchmarks.md). Any other exception is a bug and fails the job."""
+    tweets (docs/benchmarks-history.md). Any other exception is a bug and fails the job."""
 
     REJECTED = "rejected"
 

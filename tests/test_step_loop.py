@@ -100,6 +100,24 @@ def test_mixed_precision_scales_the_loss_across_replicas(sample_data_dir):
     assert int(model.optimizer.iterations.numpy()) == -(-contract.count("train") // BATCH)
 
 
+def test_the_nan_guard_stops_within_the_first_calls(sample_data_dir):
+    contract = data.load_contract(sample_data_dir)
+    with _strategy(2).scope():
+        model = _model(contract)
+        models.compile_model(model, 1e-3, steps_per_execution=4)
+    for variable in model.trainable_variables:  # every loss is NaN from the first step
+        variable.assign(np.full(variable.shape, np.nan, "float32"))
+    steps = -(-contract.count("train") // BATCH)
+    step_loop.install(model, plan=step_plan.StepPlan(4, True, "test"), global_batch=BATCH,
+                      steps_per_epoch=steps, validation_steps=1)
+    history = model.fit(
+        data.make_dataset(contract, "train", batch_size=BATCH, weighted=True),
+        epochs=3, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()],
+    ).history
+    assert len(history["loss"]) == 1 and np.isnan(history["loss"][0])
+    assert int(model.optimizer.iterations.numpy()) == 4 < steps  # stopped after the first call
+
+
 def test_the_keras_internals_are_the_checked_ones():
     assert keras.__version__ == keras_fit_adapter.TESTED_VERSION, (
         "Keras moved: check trainer/keras_fit_adapter.py against it, then update TESTED_VERSION."

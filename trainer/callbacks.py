@@ -310,7 +310,7 @@ def _async_safe(callbacks):
     # async_safe. Ours act once per epoch (TensorBoard, backups and checkpoints at epoch
     # frequency); TerminateOnNaN checking a step's loss off-thread stops the run a few
     # steps later at most. Without this, small models trained at ~0.65x the examples/s
-    # of a plain `fit` (docs/benchmarks.md).
+    # of a plain `fit` (docs/benchmarks-history.md).
     for callback in callbacks:
         callback.async_safe = True
     return callbacks

@@ -206,7 +206,7 @@ def make_dataset(
     of the example indices and gathers whole batches. Every step is a per-batch op: no
     per-example unbatch/shuffle/batch, whose cost on a CPU comes straight out of the
     training step's share (on 2 cores it held small models to ~0.6x the examples/s of a
-    plain `fit` on NumPy arrays; docs/benchmarks.md). Sentiment140's 1.6M tweets at
+    plain `fit` on NumPy arrays; docs/benchmarks-history.md). Sentiment140's 1.6M tweets at
     max_length 40 take 256 MB as int32, and 512 MB more as int64 while a pass runs.
 
     Args:
@@ -278,7 +278,7 @@ def make_dataset(
 
     def batches_of(order):
         # One gather per pass, then slices of it: a map per batch (a function call per
-        # element, ~25% more CPU per batch as Keras pulls them; docs/benchmarks.md run 6)
+        # element, ~25% more CPU per batch as Keras pulls them; docs/benchmarks-history.md run 6)
         # is gone. The price is the pass's int64 copy: 8 bytes x max_length per example.
         grid = tf.reshape(order[: full * batch_size], [full, batch_size])
         batches = tf.data.Dataset.from_tensor_slices(gather(grid))

@@ -5,7 +5,7 @@ dropout of LSTM and GRU cells) with `tf.nn.experimental.stateless_dropout` and n
 `rng_alg`, which means "auto_select". Outside XLA, auto_select is Philox on a CPU and on a
 GPU. Inside an XLA cluster it becomes XLA's default bit generator, which XLA's CPU backend
 runs about 30x slower: a 64 x 40 x 50 mask took 60 ms a call against 1.8 ms with Philox
-named (docs/benchmarks.md, run 7). That is what made conv_lstm 8x slower under XLA.
+named (docs/benchmarks-history.md, run 7). That is what made conv_lstm 8x slower under XLA.
 
 `install()` swaps that one backend function for a copy that names Philox. Outside XLA its
 masks are bit for bit Keras's own (Philox is what auto_select picks there; tested), so a

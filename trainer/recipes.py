@@ -20,7 +20,7 @@ RECOMMENDED_NAME = "recommended"
 NAMES = (NONE, RECOMMENDED_NAME)
 
 _EXPERIMENTS = "bench/quality_experiments.py --experiments="
-# The first run of every recipe through s140-compare (docs/benchmarks.md, "Quality").
+# The first run of every recipe through s140-compare (docs/benchmarks-history.md, "Quality").
 _BENCH = "`bench/quality_bench.py` (seed 42; TF-IDF + LR: 0.7943)"
 
 

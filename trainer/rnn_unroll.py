@@ -4,7 +4,7 @@ A recurrent layer runs its cell in a `tf.while_loop` (on a GPU, cuDNN's kernel).
 CPU the loop's own cost per step is large against a small cell: conv_lstm's LSTM sees 9
 pooled steps of 64 channels, and unrolling it took conv_lstm from 5.0–9.9k to a steady
 10.2–11.5k examples/s against a plain fit's 5.0–8.5k, with or without XLA (three
-alternations, docs/benchmarks.md run 7). Long sequences are left rolled: 40 steps x 4
+alternations, docs/benchmarks-history.md run 7). Long sequences are left rolled: 40 steps x 4
 loops of stacked_bilstm, unrolled, took two minutes to XLA-compile and ran slower.
 Never on a GPU, where `unroll=True` rules out cuDNN.
 

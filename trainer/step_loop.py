@@ -9,7 +9,7 @@ there another batch", and a cond in replica context whose branch reaches the opt
 keras-team/keras#19246; TensorFlow's LossScaleOptimizer notes the same rule). Its XLA
 option compiles the whole step, all-reduce included, and XLA cannot reach a mirrored
 variable on another device. So Keras alone gives a multi-replica run one step per call
-and no XLA: a fraction of one device's speed (docs/benchmarks.md).
+and no XLA: a fraction of one device's speed (docs/benchmarks.md, "Across replicas").
 
 The loop here is tf.distribute's documented custom-training pattern, the way
 tensorflow/models' Orbit runs `steps_per_loop`:

@@ -2,7 +2,7 @@
 
 Small models spend most of a step outside the maths: Python, the `tf.function` call,
 the iterator. Keras offers two levers, and on this project's models they multiplied a
-plain `model.fit` (docs/benchmarks.md):
+plain `model.fit` (docs/benchmarks-history.md):
 
 * `steps_per_execution`: run N steps per call into TensorFlow. Callbacks then see one
   batch end per N steps; every callback of a run works per epoch (history, backups,
@@ -16,7 +16,7 @@ Where they are not used, and why:
   drawn with Philox: XLA's CPU backend generates numbers of its default algorithm far
   more slowly than TensorFlow's kernels. A Dropout(0.2) on the embedded tweets took a
   small model from 3,700 to 200 examples/s, and made conv_lstm 8x slower with XLA
-  (docs/benchmarks.md, run 6). `trainer/keras_random_adapter.py` makes Keras name Philox
+  (docs/benchmarks-history.md, run 6). `trainer/keras_random_adapter.py` makes Keras name Philox
   for every dropout mask, which XLA compiles fast (run 7); so on the tested Keras only
   other random layers (GaussianNoise, GaussianDropout, AlphaDropout) keep XLA off.
 
@@ -47,7 +47,7 @@ _RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
 # XLA's older CPU runtime: its default "thunk" runtime ran MaxPooling1D's step several
 # times slower (3,100 against 19,300 examples/s for Dense -> MaxPooling1D -> pooling),
 # and conv_lstm at 1.14x a plain fit against 1.59x with this flag, back to back; the other
-# architectures' results did not change (docs/benchmarks.md, runs 6 and 7). XLA reads
+# architectures' results did not change (docs/benchmarks-history.md, runs 6 and 7). XLA reads
 # XLA_FLAGS once, at its first compilation in the process.
 LEGACY_CPU_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
 

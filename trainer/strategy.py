@@ -21,7 +21,7 @@ MULTI_WORKER = "multi_worker"
 MIRRORED = "mirrored"
 # One device, one replica: TensorFlow's default (no-op) strategy. MirroredStrategy over a
 # single device adds a distributed step and a re-filled input cache to every epoch: it
-# trained the `gap` model at 0.4x the examples/s of a plain `fit` (docs/benchmarks.md).
+# trained the `gap` model at 0.4x the examples/s of a plain `fit` (docs/benchmarks-history.md).
 SINGLE_DEVICE = "single_device"
 
 # TF_CONFIG task types that train; "ps" would need ParameterServerStrategy and an

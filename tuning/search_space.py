@@ -306,6 +306,9 @@ class SentimentHyperModel(keras_tuner.HyperModel):
         }
         # The trainer's build and compile, on the contract's frozen GloVe.
         model = run_lib.build_model(self.contract, architecture, hparams, learning_rate, run=self.run)
-        steps = step_loop.of(model).plan
-        self.last_built.update(steps_per_execution=steps.steps_per_execution, jit_compile=steps.jit_compile)
+        loop = step_loop.of(model)  # None without a run: Keras's own fit and defaults
+        self.last_built.update(
+            steps_per_execution=loop.plan.steps_per_execution if loop else model.steps_per_execution,
+            jit_compile=loop.plan.jit_compile if loop else bool(model.jit_compile),
+        )
         return model

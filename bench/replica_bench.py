@@ -28,6 +28,7 @@ Prints Markdown tables; copy them into docs/benchmarks.md.
 """
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -209,12 +210,11 @@ def xla_ab(data_dir, architectures, rounds):
         turns, plans = {}, {}
         for replicas in (2, 1):
             for jit in ("true", "false"):
-                model, real, _, steps = ours(data_dir, architecture, replicas, jit)
-                turns[(replicas, jit)] = turn_timer(model, real, steps, replicas * PER_REPLICA_BATCH)
-            auto, _, _, _ = ours(data_dir, architecture, replicas)
-            from trainer import step_loop
-
-            plans[replicas] = "XLA" if step_loop.of(auto).plan.jit_compile else "no XLA"
+                model, run, steps = built(data_dir, architecture, replicas, jit)
+                turns[(replicas, jit)] = turn_timer(model, run.feeds.train.repeat(), steps, run.global_batch)
+            # What the plan would choose for this model: the same run with "auto".
+            auto = dataclasses.replace(run, settings=dataclasses.replace(run.settings, jit_compile="auto"))
+            plans[replicas] = "XLA" if auto.step_plan_for(model).jit_compile else "no XLA"
         rates = {key: [] for key in turns}
         for _ in range(rounds):
             for key, turn in turns.items():

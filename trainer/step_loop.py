@@ -58,8 +58,6 @@ class StepLoop:
         self.model = model
         self.plan = plan  # a `step_plan.StepPlan`
         self.strategy = model.distribute_strategy
-        self.steps_per_execution = plan.steps_per_execution
-        self.jit_compile = plan.jit_compile
         self.global_batch = global_batch
         self.steps_per_epoch = {"train": steps_per_epoch, "test": validation_steps}
         self._positions = {"train": _Position(), "test": _Position()}
@@ -84,7 +82,7 @@ class StepLoop:
         position = self._positions[name]
         if position.iterator is None or position.iterator() is not iterator:
             position.iterator, position.done = weakref.ref(iterator), 0
-        steps = min(self.steps_per_execution, self.steps_per_epoch[name] - position.done)
+        steps = min(self.plan.steps_per_execution, self.steps_per_epoch[name] - position.done)
         position.done = (position.done + steps) % self.steps_per_epoch[name]
         return steps
 
@@ -124,7 +122,7 @@ class StepLoop:
         replica's variables. A function shared by replicas would capture the first
         replica's, and XLA refuses a variable on another device.
         """
-        if not self.jit_compile:
+        if not self.plan.jit_compile:
             return fn
         replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
         if replica is None:
@@ -162,7 +160,8 @@ class StepLoop:
         )
         model.compute_metrics(x=None, y=y, y_pred=predictions, sample_weight=real)
         # Summed over replicas by the all-reduce: the weighted mean over the global batch.
-        return tf.reduce_sum(per_example * weights) / self.global_batch + regularization / self.strategy.num_replicas_in_sync
+        replicas = self.strategy.num_replicas_in_sync
+        return tf.reduce_sum(per_example * weights) / self.global_batch + regularization / replicas
 
 
 def install(model, *, plan, global_batch, steps_per_epoch, validation_steps):

@@ -231,7 +231,7 @@ def render_markdown(result, *, no_plot_reason=None):
             f"({row['trainable_parameters']:,}) | {_fmt(row['best_epoch'])} / {row['epochs_run']} | "
             f"{_fmt(row['best_val_accuracy'])} | {_fmt(row['best_val_loss'])} | "
             f"{_fmt(row['highest_val_accuracy'])} | {_fmt(row['train_val_gap'], signed=True)} | "
-            f"{_fmt(row['seconds_per_epoch'], digits=1)} | {_fmt(row['test_accuracy'])} |"
+            f"{_seconds(row['seconds_per_epoch'])} | {_fmt(row['test_accuracy'])} |"
         )
     lines.append(
         f"| {baseline['name']} (baseline) | {baseline['features']:,} n-gram weights + 1 bias | | "
@@ -273,6 +273,14 @@ def _verdict(rows, baseline):
     if best["test_accuracy"] is not None and baseline["test_accuracy"] is not None:
         line += f" and is {best['test_accuracy'] - baseline['test_accuracy']:+.4f} against it on test"
     return [line + "."]
+
+
+def _seconds(value):
+    # A small model on a small sample trains an epoch in well under 0.05 s, which one
+    # decimal would print as "0.0": below a second, two significant digits.
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"
 
 
 def _fmt(value, *, digits=4, signed=False):

@@ -179,26 +179,39 @@ def compute_only(model):
 
 
 def bound(data_dir, architectures, rounds):
-    """Forward and backward alone, 2 replicas against 1 device, beside the full step."""
-    print("| architecture | full step, 2 replicas / 1 device | forward+backward alone, 2 replicas / 1 device |")
-    print("|---|---|---|")
+    """Forward and backward alone, 2 replicas against 1 device and against Keras' plain
+    fit on 2 replicas, beside the full step: the last column is the most any 2-replica
+    step could gain over Keras' fit on this machine."""
+    import tensorflow as tf
+
+    from trainer import data, strategy as strategy_lib
+
+    contract = data.load_contract(data_dir)
+    print("| architecture | full step, 2 replicas / 1 device | forward+backward alone, 2 replicas / 1 device | "
+          "full step, 2 replicas / Keras fit | forward+backward alone, 2 replicas / Keras fit |")
+    print("|---|---|---|---|---|")
     for architecture in architectures:
-        turns = {}
+        turns, steps = {}, {}
         for replicas in (2, 1):
-            model, real, _, steps = ours(data_dir, architecture, replicas)
-            turns[("full", replicas)] = turn_timer(model, real, steps, replicas * PER_REPLICA_BATCH)
-            model, real, _, steps = ours(data_dir, architecture, replicas)
-            turns[("compute", replicas)] = turn_timer(compute_only(model), real, steps, replicas * PER_REPLICA_BATCH)
+            model, real, _, steps[replicas] = ours(data_dir, architecture, replicas)
+            turns[("full", replicas)] = turn_timer(model, real, steps[replicas], replicas * PER_REPLICA_BATCH)
+            model, real, _, _ = ours(data_dir, architecture, replicas)
+            turns[("compute", replicas)] = turn_timer(compute_only(model), real, steps[replicas], replicas * PER_REPLICA_BATCH)
+        strategy_lib.fresh_collective_keys()
+        mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        plain, plain_feed = keras_plain(data_dir, contract, architecture, mirrored)
+        turns[("keras", 2)] = turn_timer(plain, plain_feed, steps[2], 2 * PER_REPLICA_BATCH)
         rates = {key: [] for key in turns}
         for _ in range(rounds):
             for key, turn in turns.items():
                 rates[key].append(turn())
 
-        def ratio(kind):
-            values = [x / y for x, y in zip(rates[(kind, 2)], rates[(kind, 1)])]
+        def ratio(a, b):
+            values = [x / y for x, y in zip(rates[a], rates[b])]
             return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
-        print(f"| {architecture} | {ratio('full')} | {ratio('compute')} |", flush=True)
+        print(f"| {architecture} | {ratio(('full', 2), ('full', 1))} | {ratio(('compute', 2), ('compute', 1))} | "
+              f"{ratio(('full', 2), ('keras', 2))} | {ratio(('compute', 2), ('keras', 2))} |", flush=True)
     print(f"\n{train_bench.load_average()}; median of {rounds} rounds (range)")
 
 

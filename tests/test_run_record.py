@@ -2,6 +2,7 @@
 under other settings is refused before training, --overwrite starts afresh, and the
 settings that only change how long or how fast a run trains may differ."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -102,10 +103,15 @@ def test_a_job_dir_refuses_another_architecture_and_overwrite_starts_afresh(samp
     assert history["epoch"] == [0]
     assert json.loads((job_dir / "run.json").read_text())["architecture"] == "gap"
 
-    # The finished gap run again with the same settings but more epochs: accepted, and
-    # (as before run.json) it trains from its first epoch.
-    metrics = train.train(_cfg(sample_data_dir, job_dir, architecture="gap", hparams={"dense_units": 8}, epochs=2), environ={})
-    assert metrics["epochs_run"] == 2
+    # The finished gap run again, same settings: nothing trains, its metrics come back.
+    gap = _cfg(sample_data_dir, job_dir, architecture="gap", hparams={"dense_units": 8})
+    before = {path: path.stat().st_mtime_ns for path in job_dir.rglob("*") if path.is_file()}
+    assert train.train(gap, environ={}) == metrics
+    assert {path: path.stat().st_mtime_ns for path in job_dir.rglob("*") if path.is_file()} == before
+
+    # More epochs: it continues from its last epoch, training only the new one.
+    metrics = train.train(dataclasses.replace(gap, epochs=2), environ={})
+    assert (metrics["epochs_run"], metrics["epochs_run_this_process"]) == (2, 1)
     assert json.loads((job_dir / "history.json").read_text())["epoch"] == [0, 1]
     assert json.loads((job_dir / "run.json").read_text())["epochs"] == 2
 

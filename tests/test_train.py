@@ -192,6 +192,33 @@ def test_early_stopping_patience_carries_over_a_resume(tmp_path):
     assert (stopping.best, stopping.wait) == (None, 0)
 
 
+def test_the_best_model_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = str(tmp_path / "best.keras")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = callbacks.BestModelFile(path, str(tmp_path / "history.json"))
+    best.set_model(model)
+    best.on_train_begin()
+    best.on_epoch_end(0, {"val_loss": 0.5})
+    saved = [w.copy() for w in model.get_weights()]
+    best.on_epoch_end(1, {"val_loss": 0.7})  # worse: not saved
+    best.on_epoch_end(2, {"val_loss": float("nan")})  # never better
+    model.set_weights([w + 1 for w in saved])
+
+    def killed_mid_save(self, filepath, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(keras.Model, "save", killed_mid_save)
+    with pytest.raises(KeyboardInterrupt):
+        best.on_epoch_end(3, {"val_loss": 0.1})
+    monkeypatch.undo()
+    # The kill left the previous best whole: it loads, with epoch 0's weights.
+    reloaded = keras.models.load_model(path)
+    for expected, got in zip(saved, reloaded.get_weights()):
+        np.testing.assert_array_equal(expected, got)
+
+
 # --- A real run.
 
 
@@ -266,7 +293,8 @@ def test_two_replica_run_writes_a_working_model(sample_data_dir, tmp_path):
     assert f"| link | with link | {with_link['count']:,} | {with_link['accuracy']:.4f} |" in report
     assert (job_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (job_dir / "checkpoints" / "best.keras").exists()
-    assert not (job_dir / "checkpoints" / "backup").exists()  # deleted after a finished fit
+    # Kept after a finished fit, so a larger --epochs continues from the last epoch.
+    assert (job_dir / "checkpoints" / "backup").is_dir()
 
 
 def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):

@@ -4,7 +4,7 @@ Resuming works from the last finished epoch: `BackupAndRestore` saves weights, o
 state and the epoch number at every epoch end and restores them when the same command
 runs again. Three other pieces of state would otherwise restart from nothing and are
 seeded from history.json instead: the history itself (epochs of both runs, each once),
-the best val_loss that `ModelCheckpoint` must beat, and `EarlyStopping`'s patience.
+the best val_loss that `BestModelFile` must beat, and `EarlyStopping`'s patience.
 
 Under MultiWorkerMirroredStrategy every worker runs the same callbacks (they take part
 in the same collectives), but only the chief writes into the run's directories. The
@@ -15,6 +15,7 @@ directory, as the Keras multi-worker guide recommends.
 
 import importlib.util
 import json
+import os
 import posixpath
 import shutil
 import statistics
@@ -125,19 +126,33 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             # weights from memory; the trainer reloads them from best.keras instead.
 
 
-class ResumableModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only) that, after a resume, must beat the best val_loss
-    of the epochs before the kill rather than overwrite it with a worse model."""
+class BestModelFile(keras.callbacks.Callback):
+    """Saves the model of the lowest `monitor` so far to `path`, whole or not at all.
 
-    def __init__(self, filepath, history_path, **kwargs):
-        super().__init__(filepath, save_best_only=True, **kwargs)
-        self.history_path = history_path
+    Keras' ModelCheckpoint writes over the file in place, so a kill during the save left
+    a truncated zip that the resume could not load. Here the model goes to a temporary
+    name beside `path` and is renamed over it. After a resume, an epoch must beat the
+    best value of the epochs before the kill, not overwrite it with a worse model.
+    """
+
+    def __init__(self, path, history_path, monitor="val_loss"):
+        super().__init__()
+        self.path, self.history_path, self.monitor = path, history_path, monitor
+        self.best = float("inf")
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         previous = [r[self.monitor] for r in prior_epochs(self.history_path, self.model) if self.monitor in r]
-        if previous and tf.io.gfile.exists(self.filepath):
-            self.best = min(previous)
+        self.best = min(previous) if previous and tf.io.gfile.exists(self.path) else float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:  # NaN is never better
+            return
+        self.best = float(value)
+        # Keras saves only to names ending in .keras; the pid keeps a straggler's apart.
+        temporary = f"{self.path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
+        self.model.save(temporary, overwrite=True)
+        tf.io.gfile.rename(temporary, self.path, overwrite=True)
 
 
 class RestoreFromChiefBackup(keras.callbacks.BackupAndRestore):
@@ -258,7 +273,11 @@ def make_callbacks(
         callbacks.append(HistoryFile(history_path))  # before the backup: see HistoryFile
         # double_checkpoint: a kill while the backup is written (preemption strikes at
         # any moment) leaves the previous epoch's backup to resume from.
-        callbacks.append(keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True))
+        # delete_checkpoint=False: a finished run keeps its last epoch, so a larger
+        # --epochs continues from it rather than from the first epoch.
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True, delete_checkpoint=False)
+        )
     else:
         callbacks.append(RestoreFromChiefBackup(chief_backup, posixpath.join(scratch, BACKUP_DIR)))
     if early_stopping_patience:
@@ -270,7 +289,7 @@ def make_callbacks(
                 restore_best_weights=True,
             )
         )
-    callbacks.append(ResumableModelCheckpoint(best_model_path, history_path, monitor="val_loss"))
+    callbacks.append(BestModelFile(best_model_path, history_path))
     callbacks += _tensorboard(log_dir if chief else posixpath.join(scratch, "logs"))
     callbacks.append(logger)
     callbacks += hypertune.trial_callbacks(chief=chief)  # a Vertex tuning trial's metric

@@ -38,11 +38,6 @@ from trainer import train as train_lib
 COMPARE_FILE = "compare.md"
 COMPARE_JSON = "compare.json"
 CURVES_FILE = "compare_curves.png"
-# Settings of run.json that may differ between a finished run and a rerun of it without
-# changing the run (`run_record.MAY_DIFFER` minus the two that change how long it trains).
-_DISPATCH_ONLY = ("steps_per_execution", "jit_compile")
-
-
 def architecture_config(base, architecture, explicit=None):
     """The `TrainConfig` of one architecture's run: `base` with its architecture and
     its own sub-directory of `base.job_dir`; every other setting shared.
@@ -58,25 +53,8 @@ def architecture_config(base, architecture, explicit=None):
 
 
 def finished(cfg, metadata):
-    """Whether `cfg`'s job dir holds a finished run of exactly `cfg` (metrics.json
-    written, run.json equal in every setting that changes what or how long it trains)."""
-    job_dir = cfg.job_dir
-    run_path = posixpath.join(job_dir, run_record.RUN_FILE)
-    if not (tf.io.gfile.exists(posixpath.join(job_dir, train_lib.METRICS_FILE)) and tf.io.gfile.exists(run_path)):
-        return False
-    recorded = files.read_json(run_path)
-    current = run_record.record_of(cfg, metadata, cfg.resolved_hparams())
-    if run_record.differences(recorded, current):
-        return False
-    if not all(
-        recorded.get(name) == current[name] for name in run_record.MAY_DIFFER if name not in _DISPATCH_ONLY
-    ):
-        return False
-    # A later s140-train of the same settings in that directory, killed before its end,
-    # restarted history.json beside the earlier run's metrics.json.
-    metrics = files.read_json(posixpath.join(job_dir, train_lib.METRICS_FILE))
-    history = callbacks_lib.read_history(posixpath.join(job_dir, callbacks_lib.HISTORY_FILE))
-    return metrics.get("epochs_run") == len(history.get(callbacks_lib.EPOCH, []))
+    """Whether `cfg`'s job dir holds a finished run of exactly `cfg` (`run_record.finished`)."""
+    return run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams()))
 
 
 def train_architectures(base, architectures, *, explicit=None, environ=None, verbose=0):

@@ -15,9 +15,9 @@ identity of the data in it (sizes, versions, counts). A run.json written before 
 these existed matches them at their seed values (`_ADDED_LATER`).
 
 What may differ is what only changes how long or how fast the same run trains:
-  * epochs: raising --epochs of a killed run lets its resume train further; a finished
-    run started again trains from its first epoch anyway (its backup is deleted when a
-    fit finishes), so the new count is simply the new run's.
+  * epochs: raising --epochs of a killed or finished run lets it train further from its
+    last epoch (the backup is kept when a fit finishes). A finished run started again
+    with the same epochs is not trained again (`finished`).
   * early_stopping_patience: a stopping rule, like epochs.
   * steps_per_execution, jit_compile: how the steps are dispatched, not what they do.
 run.json is rewritten at each start, so it shows the latest of these too.
@@ -31,13 +31,17 @@ from absl import logging
 from trainer import files
 
 RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
 # Files of a run directly in its job directory (besides run.json); the model,
 # checkpoint and log directories are deleted whole.
 _JOB_FILES = (
-    "history.json", "metrics.json", "model.keras", "report.md", "learning_curves.png",
+    "history.json", METRICS_FILE, "model.keras", "report.md", "learning_curves.png",
 )
 # Settings that may differ between runs of one job directory (see the module docstring).
 MAY_DIFFER = ("epochs", "early_stopping_patience", "steps_per_execution", "jit_compile")
+# Of those, the ones that change only how the steps are dispatched: a finished run is
+# finished whatever they are now.
+DISPATCH_ONLY = ("steps_per_execution", "jit_compile")
 # Settings newer than some run.json files, with the values that reproduce what an older
 # run trained (the seed's): absent from an older record, these values are no difference,
 # so a job dir started before them still resumes.
@@ -98,6 +102,26 @@ def differences(recorded, current):
         (name, before, now) for name, before, now in found
         if not (before is None and now in _ADDED_LATER.get(name, ()))
     ]
+
+
+def finished(job_dir, record):
+    """Whether `job_dir` holds a finished run of exactly `record` (`record_of`): metrics.json
+    written, and run.json equal in every setting that changes what or how long it trains."""
+    from trainer import callbacks  # here: callbacks is heavier and needs nothing from this module
+
+    run_path, metrics_path = posixpath.join(job_dir, RUN_FILE), posixpath.join(job_dir, METRICS_FILE)
+    if not (tf.io.gfile.exists(metrics_path) and tf.io.gfile.exists(run_path)):
+        return False
+    recorded = files.read_json(run_path)
+    if differences(recorded, record):
+        return False
+    if any(recorded.get(name) != record[name] for name in MAY_DIFFER if name not in DISPATCH_ONLY):
+        return False
+    # A later run of the same settings in that directory, killed before its end,
+    # continued history.json beside the earlier run's metrics.json.
+    metrics = files.read_json(metrics_path)
+    history = callbacks.read_history(posixpath.join(job_dir, callbacks.HISTORY_FILE))
+    return metrics.get("epochs_run") == len(history.get(callbacks.EPOCH, []))
 
 
 def claim(dirs, record, *, overwrite):

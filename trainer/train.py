@@ -26,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
+from trainer import data as data_lib
 from trainer import embedding_layers
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
@@ -37,7 +38,7 @@ from trainer import step_loop
 from trainer import step_plan
 from trainer import summary as summary_lib
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = run_record.METRICS_FILE
 MODEL_FILE = "model.keras"
 _EVAL_BATCH_SIZE = 1024
 
@@ -62,6 +63,10 @@ def train(cfg, *, environ=None, verbose=0):
       ValueError: inconsistent settings (e.g. an architecture too large for max_length).
     """
     started = time.perf_counter()
+    if not cfg.overwrite:
+        done = _finished_before(cfg)
+        if done is not None:
+            return done
     run = run_lib.set_up(cfg, environ=environ, job_dir=cfg.job_dir, hparams=cfg.resolved_hparams())
     if run.chief:  # before the first epoch: a mismatching job dir is refused untouched
         record = run_record.record_of(cfg, run.contract.metadata, run.hparams)
@@ -76,6 +81,24 @@ def train(cfg, *, environ=None, verbose=0):
             "train_examples_per_second": trained.examples_per_second,
         }
     return finish(cfg, run, trained, started=started)
+
+
+def _finished_before(cfg):
+    """metrics.json of the finished run of exactly `cfg` in its job dir, or None.
+
+    Every task of a multi-worker run reads the same job dir, so all of them skip
+    together and none waits in a collective for the others."""
+    if not tf.io.gfile.exists(posixpath.join(cfg.job_dir, METRICS_FILE)):
+        return None  # the common case, without reading the data's metadata
+    metadata = data_lib.read_metadata(cfg.data_dir)
+    if not run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams())):
+        return None
+    metrics = files.read_json(posixpath.join(cfg.job_dir, METRICS_FILE))
+    logging.info(
+        "%s already holds this run, finished after %d epoch(s); nothing to train. Pass a larger "
+        "--epochs to train it further, or --overwrite to train it afresh.", cfg.job_dir, metrics["epochs_run"],
+    )
+    return metrics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems  # noqa: E402
 from preprocessing import beam_options  # noqa: E402
 from preprocessing import cli_help  # noqa: E402
 from preprocessing import config  # noqa: E402
+from preprocessing import dir_lock  # noqa: E402
 from preprocessing import glove  # noqa: E402
 from preprocessing import metadata as metadata_lib  # noqa: E402
 from preprocessing import outputs  # noqa: E402
@@ -101,6 +102,7 @@ _USER_ERRORS = (
     ValueError,
     FileNotFoundError,
     outputs.OutputDirNotEmpty,
+    dir_lock.DirectoryLocked,
     metadata_lib.ErrorRateExceeded,
     metadata_lib.EmptyTrainSplit,
     glove.GloveFormatError,

@@ -6,6 +6,7 @@ to a temporary name and rename, which is atomic on POSIX.
 
 import contextlib
 import io
+import os
 import posixpath
 import shutil
 import uuid
@@ -13,10 +14,17 @@ import uuid
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing.schema import METADATA_FILE
+from preprocessing import dir_lock
+from preprocessing.schema import (
+    EMBEDDINGS_FILE, METADATA_FILE, REJECTED_DIR, SPLITS, UNCOVERED_IDS_FILE, VOCAB_FILE,
+)
 
 
 class OutputDirNotEmpty(FileExistsError):
+    pass
+
+
+class OutputHoldsInput(ValueError):
     pass
 
 
@@ -56,21 +64,60 @@ def _contents(directory):
     return FileSystems.match([posixpath.join(directory, "**")])[0].metadata_list
 
 
+# What the job writes at the top of its output directory; --overwrite deletes these and
+# nothing else. Temporary names (`<name>.tmp-<hex>`) are of an interrupted write of ours.
+_OWN_FILES = (METADATA_FILE, VOCAB_FILE, EMBEDDINGS_FILE, UNCOVERED_IDS_FILE)
+_OWN_DIRS = SPLITS + (REJECTED_DIR,)
+
+
+def _is_ours(relative):
+    top = relative.split("/")[0]
+    if "/" in relative:
+        return top in _OWN_DIRS
+    return top.split(".tmp-")[0] in _OWN_FILES or top == dir_lock.LOCK_NAME
+
+
+def _absolute(path):
+    return path if "://" in path else os.path.realpath(path)
+
+
+def refuse_inputs_inside(directory, inputs):
+    """Raises OutputHoldsInput when an input is `directory` itself or lies under it:
+    replacing the directory would delete it (seen: --overwrite deleting the train CSV)."""
+    root = _absolute(directory).rstrip("/") + "/"
+    inside = sorted(path for path in inputs if (_absolute(path).rstrip("/") + "/").startswith(root))
+    if inside:
+        raise OutputHoldsInput(
+            f"Expected --output_dir {directory} to hold none of the job's inputs. Received: it holds "
+            f"{inside}. Choose an --output_dir outside the inputs' folders."
+        )
+
+
 def prepare_output_dir(directory, *, overwrite):
-    """Refuses a non-empty output directory unless `overwrite`, then empties it.
+    """Refuses a non-empty output directory unless `overwrite`, then empties it of the
+    job's own outputs. Anything else in it is refused, never deleted.
 
     Emptying first matters: stale shards of an earlier run with more shards would
     otherwise sit beside the new ones and be read as part of the data.
     """
     existing = _contents(directory) if FileSystems.exists(directory) else []
-    if existing and not overwrite:
-        names = sorted(posixpath.relpath(m.path, directory) for m in existing)[:5]
+    relative = {m.path: posixpath.relpath(m.path, directory) for m in existing}
+    relative = {path: name for path, name in relative.items() if name != dir_lock.LOCK_NAME}
+    if relative and not overwrite:
+        names = sorted(relative.values())[:5]
         raise OutputDirNotEmpty(
             f"Expected --output_dir {directory} to be empty or absent. Received a directory "
-            f"holding {names}{' ...' if len(existing) > 5 else ''}. Pass --overwrite to replace it."
+            f"holding {names}{' ...' if len(relative) > 5 else ''}. Pass --overwrite to replace it."
         )
-    if existing:
+    foreign = sorted(name for name in relative.values() if not _is_ours(name))
+    if foreign:
+        raise OutputDirNotEmpty(
+            f"Expected --output_dir {directory} to hold only what s140-preprocess writes before "
+            f"--overwrite replaces it. Received other files: {foreign[:5]}{' ...' if len(foreign) > 5 else ''}. "
+            "Move them away or choose another --output_dir; nothing was deleted."
+        )
+    if relative:
         # metadata.json goes first: if this is interrupted, what remains must not look complete.
-        paths = sorted((m.path for m in existing), key=lambda p: not p.endswith("/" + METADATA_FILE))
+        paths = sorted(relative, key=lambda p: not p.endswith("/" + METADATA_FILE))
         FileSystems.delete(paths[:1])
         FileSystems.delete(paths[1:])

@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from preprocessing import beam_options
 from preprocessing import counters
+from preprocessing import dir_lock
 from preprocessing import duplicates
 from preprocessing import glove
 from preprocessing import outputs
@@ -130,22 +131,29 @@ def run(cfg, beam_args=(), default_beam_args=()):
     input_files = expand_inputs(cfg)
     glove_dim = glove.infer_dim(cfg.glove)
     _log_standardizer(cfg)
-    outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
-    logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
-                 "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
-                 len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
-    # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
-    with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
-        build(pipeline, cfg, input_files, glove_dim, visible_options)
-    final_counters = counters.final_values(pipeline.result)
-    logging.info("Stage 3/3: the job ended after %.0fs; reading back %s", time.monotonic() - started,
-                 schema.METADATA_FILE)
-    logging.info("Counters of namespace %s: %s", counters.NAMESPACE,
-                 ", ".join(f"{name}={value}" for name, value in final_counters.items()))
-    with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
-        metadata = json.loads(handle.read().decode("utf-8"))
-    _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
+    outputs.refuse_inputs_inside(cfg.output_dir, _input_paths(cfg, input_files))
+    with dir_lock.holding(cfg.output_dir, command="s140-preprocess"):
+        outputs.prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite)
+        logging.info("Stage 2/3: the Beam job reads, parses and standardizes %d input files, builds the "
+                     "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
+                     len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
+        # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
+        with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
+            build(pipeline, cfg, input_files, glove_dim, visible_options)
+        final_counters = counters.final_values(pipeline.result)
+        logging.info("Stage 3/3: the job ended after %.0fs; reading back %s", time.monotonic() - started,
+                     schema.METADATA_FILE)
+        logging.info("Counters of namespace %s: %s", counters.NAMESPACE,
+                     ", ".join(f"{name}={value}" for name, value in final_counters.items()))
+        with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
+            metadata = json.loads(handle.read().decode("utf-8"))
+        _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
     return Outcome(metadata, final_counters)
+
+
+def _input_paths(cfg, input_files):
+    """The CSVs, and the GloVe file unless --glove names the built-in vectors."""
+    return [f.path for f in input_files] + ([] if glove.kind_of(cfg.glove) == "kumo" else [cfg.glove])
 
 
 def _log_standardizer(cfg):

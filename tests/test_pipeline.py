@@ -3,6 +3,7 @@
 import csv
 import gzip
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -227,6 +228,29 @@ def test_non_empty_output_is_refused_and_overwrite_replaces_it(tmp_path):
         run(tmp_path)
     run(tmp_path, overwrite=True)
     assert not stale.exists() and (out / schema.METADATA_FILE).exists()
+
+
+def test_an_output_dir_holding_an_input_is_refused_before_anything_is_deleted(tmp_path):
+    # The train CSV inside the output dir (seen: --overwrite deleted it, then crashed).
+    out = tmp_path / "out"
+    out.mkdir()
+    train = write_csv(out / "train.csv", train_records())
+    for output_dir in (out, tmp_path):  # the CSV's folder, and a folder above it
+        with pytest.raises(outputs.OutputHoldsInput) as refused:
+            run(tmp_path, name=os.path.relpath(output_dir, tmp_path), train=train, overwrite=True)
+        assert "Received: it holds [" in str(refused.value) and f"'{train}'" in str(refused.value)
+    assert sorted(os.listdir(out)) == ["train.csv"]
+
+
+def test_overwrite_deletes_only_what_the_job_writes(tmp_path):
+    _, out = run(tmp_path)
+    notes = out / "notes.md"
+    notes.write_text("mine")
+    with pytest.raises(outputs.OutputDirNotEmpty, match=r"Received other files: \['notes.md'\]"):
+        run(tmp_path, overwrite=True)
+    assert notes.read_text() == "mine" and (out / schema.METADATA_FILE).exists()  # nothing deleted
+    notes.unlink()
+    run(tmp_path, overwrite=True)
 
 
 def test_glove_from_gzip_and_zip_match_plain_text(job, tmp_path):

@@ -24,7 +24,7 @@ import posixpath
 import numpy as np
 from absl import logging
 
-from preprocessing._tf import tf
+from preprocessing import dir_lock
 from trainer import baseline as baseline_lib
 from trainer import callbacks as callbacks_lib
 from trainer import compare_chart
@@ -136,6 +136,11 @@ def compare(base, architectures, *, explicit=None, environ=None, verbose=0):
     architectures = list(architectures)
     if not architectures or len(set(architectures)) != len(architectures):
         raise ValueError(f"Expected one or more different architectures. Received: {architectures}.")
+    with dir_lock.holding(base.job_dir, command="s140-compare"):
+        return _compare(base, architectures, explicit, environ, verbose)
+
+
+def _compare(base, architectures, explicit, environ, verbose):
     trained = train_architectures(base, architectures, explicit=explicit, environ=environ, verbose=verbose)
     rows, histories = read_rows(base, architectures)
     contract = data.load_contract(base.data_dir)

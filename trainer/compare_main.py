@@ -26,6 +26,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from preprocessing import cli_help  # noqa: E402
+from preprocessing import dir_lock  # noqa: E402
 from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
@@ -82,7 +83,8 @@ def main(argv):
 
 
 # Errors that are certainly the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError)
+_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
+                dir_lock.DirectoryLocked)
 
 
 def _main_with_errors(argv):

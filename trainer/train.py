@@ -16,7 +16,9 @@ model_dir, checkpoint_dir and log_dir default to job_dir/{model,checkpoints,logs
 follow Vertex AI's AIP_* variables when set (`config.resolve_dirs`).
 """
 
+import contextlib
 import dataclasses
+import os
 import posixpath
 import time
 import typing
@@ -25,6 +27,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from preprocessing import dir_lock
 from trainer import callbacks as callbacks_lib
 from trainer import data as data_lib
 from trainer import embedding_layers
@@ -36,6 +39,7 @@ from trainer import run as run_lib
 from trainer import run_record
 from trainer import step_loop
 from trainer import step_plan
+from trainer import strategy as strategy_lib
 from trainer import summary as summary_lib
 
 METRICS_FILE = run_record.METRICS_FILE
@@ -63,10 +67,18 @@ def train(cfg, *, environ=None, verbose=0):
       ValueError: inconsistent settings (e.g. an architecture too large for max_length).
     """
     started = time.perf_counter()
+    environ = os.environ if environ is None else environ
     if not cfg.overwrite:
         done = _finished_before(cfg)
         if done is not None:
             return done
+    # Only the chief writes the job dir (the other workers of a cluster write nothing there).
+    chief = strategy_lib.is_chief(strategy_lib.parse_tf_config(environ))
+    with dir_lock.holding(cfg.job_dir, command="s140-train") if chief else contextlib.nullcontext():
+        return _train(cfg, environ, verbose, started)
+
+
+def _train(cfg, environ, verbose, started):
     run = run_lib.set_up(cfg, environ=environ, job_dir=cfg.job_dir, hparams=cfg.resolved_hparams())
     if run.chief:  # before the first epoch: a mismatching job dir is refused untouched
         record = run_record.record_of(cfg, run.contract.metadata, run.hparams)

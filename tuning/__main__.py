@@ -34,6 +34,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from preprocessing import dir_lock  # noqa: E402
 from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from preprocessing import cli_help  # noqa: E402
@@ -170,6 +171,7 @@ _USER_ERRORS = (
     strategy.StrategyError,
     distributed.ClusterSpecError,
     distributed.OracleDied,
+    dir_lock.DirectoryLocked,
     ValueError,
     FileNotFoundError,
 )

@@ -22,6 +22,7 @@ import typing
 import tensorflow as tf
 from absl import logging
 
+from preprocessing import dir_lock
 from trainer import files
 from trainer import run as run_lib
 from tuning import best as best_lib
@@ -102,6 +103,12 @@ def run_sweep(cfg, *, envs=None, environ=None):
     environ = os.environ if environ is None else environ
     envs = envs or {distributed.WORKER: {}}
     chief = distributed.is_chief(envs)
+    # The chief writes the tuner dir's own files; workers write only their trials'.
+    with dir_lock.holding(cfg.tuner_dir, command="s140-tune") if chief else contextlib.nullcontext():
+        return _sweep(cfg, envs, environ, chief, started)
+
+
+def _sweep(cfg, envs, environ, chief, started):
     _check_sweep_file(cfg, chief=chief)
     # The trainer's set-up: each trial of this process trains in this run.
     local = {key: value for key, value in environ.items() if key != "TF_CONFIG"}

@@ -1,0 +1,120 @@
+"""One writer per directory (preprocessing/dir_lock.py): on local disk, and on Cloud
+Storage against the local emulator."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gcs_fault_proxy import FaultProxy, free_port  # tests/
+
+from preprocessing import dir_lock
+
+BUCKET = "lock-bucket"
+
+
+def test_a_second_writer_is_refused_by_name_until_the_first_releases(tmp_path):
+    directory = str(tmp_path / "out")
+    with dir_lock.holding(directory, command="s140-train"):
+        with pytest.raises(dir_lock.DirectoryLocked) as refused:
+            with dir_lock.holding(directory, command="s140-compare"):
+                pass
+        message = str(refused.value)
+        assert f"s140-train (host {socket.gethostname()}, pid {os.getpid()}, started " in message
+        assert message.startswith(f"Expected {directory} to have no other writer.")
+        held = json.loads((tmp_path / "out" / dir_lock.LOCK_NAME).read_text())
+        assert (held["command"], held["pid"]) == ("s140-train", os.getpid())
+    assert os.listdir(directory) == []  # released: nothing of the lock left
+    with dir_lock.holding(directory, command="s140-train"):
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    directory = str(tmp_path / "out")
+    script = textwrap.dedent(f"""
+        import sys, time
+        from preprocessing import dir_lock
+        with dir_lock.holding({directory!r}, command="killed"):
+            print("held", flush=True)
+            time.sleep(600)
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(dir_lock.DirectoryLocked, match=r"in use by killed \(host"):
+            with dir_lock.holding(directory, command="second"):
+                pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # The lock file is still there, but the kernel dropped the dead process's lock.
+    assert os.path.exists(os.path.join(directory, dir_lock.LOCK_NAME))
+    with dir_lock.holding(directory, command="second"):
+        assert json.loads(open(os.path.join(directory, dir_lock.LOCK_NAME)).read())["command"] == "second"
+
+
+def test_a_symlink_in_place_of_the_lock_is_refused_and_not_followed(tmp_path):
+    directory = tmp_path / "out"
+    directory.mkdir()
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    (directory / dir_lock.LOCK_NAME).symlink_to(outside)
+    with pytest.raises(dir_lock.DirectoryLocked, match="Received a symlink"):
+        with dir_lock.holding(str(directory), command="s140-train"):
+            pass
+    assert outside.read_text() == "keep me"
+
+
+# --- Cloud Storage, against the emulator.
+
+
+@pytest.fixture
+def gcs(monkeypatch):
+    """A bucket on the emulator, behind a front that evaluates ifGenerationMatch as Cloud
+    Storage does (the emulator alone ignores it)."""
+    gcp_storage_emulator = pytest.importorskip("gcp_storage_emulator.server")
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = free_port()
+    server = gcp_storage_emulator.create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    front = FaultProxy(port, preconditions=True)
+    front.thread.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{front.port}")
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    client.create_bucket(BUCKET)
+    yield client.bucket(BUCKET)
+    front.server.shutdown()
+    server.stop()
+
+
+def test_on_cloud_storage_a_second_writer_is_refused_and_a_release_frees_it(gcs):
+    directory = f"gs://{BUCKET}/runs/job"
+    with dir_lock.holding(directory, command="s140-train"):
+        held = json.loads(gcs.blob(f"runs/job/{dir_lock.LOCK_NAME}").download_as_bytes())
+        assert (held["command"], held["pid"]) == ("s140-train", os.getpid())
+        with pytest.raises(dir_lock.DirectoryLocked, match=r"in use by s140-train \(host"):
+            with dir_lock.holding(directory, command="s140-tune"):
+                pass
+    assert not gcs.blob(f"runs/job/{dir_lock.LOCK_NAME}").exists()
+    with dir_lock.holding(directory, command="s140-tune"):
+        pass
+
+
+def test_on_cloud_storage_a_lock_not_renewed_is_taken_over(gcs, monkeypatch):
+    directory = f"gs://{BUCKET}/job"
+    gcs.blob(f"job/{dir_lock.LOCK_NAME}").upload_from_string(json.dumps(dir_lock.holder("dead run")))
+    with pytest.raises(dir_lock.DirectoryLocked, match="in use by dead run"):
+        with dir_lock.holding(directory, command="s140-train"):
+            pass
+    monkeypatch.setattr(dir_lock, "STALE_SECONDS", 0)  # as if its holder stopped beating long ago
+    with dir_lock.holding(directory, command="s140-train"):
+        held = json.loads(gcs.blob(f"job/{dir_lock.LOCK_NAME}").download_as_bytes())
+        assert held["command"] == "s140-train"

@@ -16,6 +16,7 @@ there without being told.
 import dataclasses
 import json
 import re
+import secrets
 import typing
 
 from cloud import arguments
@@ -144,6 +145,11 @@ def training_job(cfg, trainer_args, *, workers=1):
     return _custom_job(cfg, pools, CONTAINER_TRAIN)
 
 
+# tuning/distributed.py's SECRET: the name is repeated rather than imported, so that
+# s140-submit does not import the tuning package (and TensorFlow with it).
+SWEEP_SECRET = "S140_SWEEP_SECRET"
+
+
 def tuning_job(cfg, tuner_args, *, parallel_trials=1):
     """The CustomJob body of a distributed KerasTuner sweep.
 
@@ -165,6 +171,11 @@ def tuning_job(cfg, tuner_args, *, parallel_trials=1):
             "Received them after `--`."
         )
     args = [CONTAINER_TUNE, *tuner_args]
+    if parallel_trials > 1:
+        # The oracle serves only calls carrying this secret. It is drawn here, once per
+        # job, and lives only in this job's own spec: the job's replicas share it, no one
+        # else on the network has it (tuning/distributed.py).
+        cfg = dataclasses.replace(cfg, env={**cfg.env, SWEEP_SECRET: secrets.token_hex(32)})
     pools = [_worker_pool(cfg, args, 1)]
     if parallel_trials > 1:
         pools.append(_worker_pool(cfg, args, parallel_trials - 1))

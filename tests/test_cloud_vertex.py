@@ -205,6 +205,18 @@ def test_tuning_job_pools_follow_parallel_trials():
     assert job["labels"] == {"s140-command": "tune"}
     single = vertex.tuning_job(cfg, args, parallel_trials=1)
     assert len(single["jobSpec"]["workerPoolSpecs"]) == 1
+    assert "env" not in single["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]  # one process: no oracle
+
+
+def test_a_tuning_jobs_replicas_share_one_secret_of_their_own():
+    cfg = _config(display_name="s140-tune-x")
+    secrets_of = []
+    for _ in range(2):
+        pools = vertex.tuning_job(cfg, ["--data_dir=gs://b/data"], parallel_trials=3)["jobSpec"]["workerPoolSpecs"]
+        values = [{e["name"]: e["value"] for e in pool["containerSpec"]["env"]}[vertex.SWEEP_SECRET] for pool in pools]
+        assert len(set(values)) == 1 and len(values[0]) == 64
+        secrets_of.append(values[0])
+    assert secrets_of[0] != secrets_of[1]  # drawn per job
 
 
 @pytest.mark.parametrize(

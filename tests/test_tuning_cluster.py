@@ -21,7 +21,8 @@ def _free_port():
 
 
 def _start(args, log_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The chief and its workers share the sweep's secret (tuning/distributed.py).
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "S140_SWEEP_SECRET": "cluster-test-secret-0123"}
     for name in ("CLUSTER_SPEC", "TF_CONFIG", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         env.pop(name, None)
     log = open(log_path, "w")

@@ -27,31 +27,36 @@ VERTEX = {
 }
 
 
+SECRET = "a" * 16 + "-sweep-secret"
+KEY = distributed.SECRET
+AUTH = ((oracle_server.SECRET_METADATA_KEY, SECRET),)
+
+
 def _with_task(spec, task_type, index):
     return {**spec, "task": {"type": task_type, "index": index}}
 
 
-def test_vertex_primary_runs_the_oracle_on_all_interfaces_and_a_worker():
-    assert distributed.keras_tuner_env(VERTEX) == {
-        "oracle": {ID: "chief", IP: "0.0.0.0", PORT: "2222"},
-        "worker": {ID: "tuner-workerpool0-0", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222"},
+def test_vertex_primary_runs_the_oracle_on_its_own_address_and_a_worker():
+    assert distributed.keras_tuner_env(VERTEX, secret=SECRET) == {
+        "oracle": {ID: "chief", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222", KEY: SECRET},
+        "worker": {ID: "tuner-workerpool0-0", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222", KEY: SECRET},
     }
 
 
 def test_vertex_worker_points_at_the_primary():
-    assert distributed.keras_tuner_env(_with_task(VERTEX, "workerpool1", 1)) == {
-        "worker": {ID: "tuner-workerpool1-1", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222"}
+    assert distributed.keras_tuner_env(_with_task(VERTEX, "workerpool1", 1), secret=SECRET) == {
+        "worker": {ID: "tuner-workerpool1-1", IP: "cmle-training-workerpool0-ab12-0", PORT: "2222", KEY: SECRET}
     }
 
 
 def test_legacy_master_key():
     spec = {"cluster": {"master": ["master-0:2222"], "worker": ["w-0:2222", "w-1:2222"]}, "task": {"type": "master", "index": 0}}
-    assert distributed.keras_tuner_env(spec) == {
-        "oracle": {ID: "chief", IP: "0.0.0.0", PORT: "2222"},
-        "worker": {ID: "tuner-workerpool0-0", IP: "master-0", PORT: "2222"},
+    assert distributed.keras_tuner_env(spec, secret=SECRET) == {
+        "oracle": {ID: "chief", IP: "master-0", PORT: "2222", KEY: SECRET},
+        "worker": {ID: "tuner-workerpool0-0", IP: "master-0", PORT: "2222", KEY: SECRET},
     }
-    assert distributed.keras_tuner_env(_with_task(spec, "worker", 1)) == {
-        "worker": {ID: "tuner-workerpool1-1", IP: "master-0", PORT: "2222"}
+    assert distributed.keras_tuner_env(_with_task(spec, "worker", 1), secret=SECRET) == {
+        "worker": {ID: "tuner-workerpool1-1", IP: "master-0", PORT: "2222", KEY: SECRET}
     }
 
 
@@ -66,7 +71,7 @@ def test_tf_config_style_chief_never_gets_a_chief_worker_id():
     # KerasTuner makes any tuner id containing "chief" an oracle: the chief's trials
     # must run under another name.
     spec = {"cluster": {"chief": ["c-0:2222"], "worker": ["w-0:2222"]}, "task": {"type": "chief", "index": 0}}
-    envs = distributed.keras_tuner_env(spec)
+    envs = distributed.keras_tuner_env(spec, secret=SECRET)
     assert envs["worker"][ID] == "tuner-workerpool0-0"
     assert envs["oracle"][ID] == "chief"
 
@@ -82,7 +87,7 @@ def test_tf_config_style_chief_never_gets_a_chief_worker_id():
 )
 def test_every_process_of_a_cluster_has_a_unique_worker_id_and_one_oracle(spec):
     envs = [
-        distributed.keras_tuner_env(_with_task(spec, pool, index))
+        distributed.keras_tuner_env(_with_task(spec, pool, index), secret=SECRET)
         for pool, addresses in spec["cluster"].items()
         for index in range(len(addresses))
     ]
@@ -95,7 +100,7 @@ def test_every_process_of_a_cluster_has_a_unique_worker_id_and_one_oracle(spec):
 
 
 def test_keras_tuner_reads_the_environment_as_intended():
-    envs = distributed.keras_tuner_env(VERTEX)
+    envs = distributed.keras_tuner_env(VERTEX, secret=SECRET)
     with distributed.kerastuner_environment(envs["oracle"]):
         assert kt_distribute_utils.has_chief_oracle() and kt_distribute_utils.is_chief_oracle()
     with distributed.kerastuner_environment(envs["worker"]):
@@ -119,7 +124,7 @@ def test_keras_tuner_reads_the_environment_as_intended():
 )
 def test_unusable_cluster_specs_are_refused(spec, match):
     with pytest.raises(distributed.ClusterSpecError, match=match):
-        distributed.keras_tuner_env(spec)
+        distributed.keras_tuner_env(spec, secret=SECRET)
 
 
 def test_cluster_spec_wins_over_tf_config_and_bad_json_is_named():
@@ -134,22 +139,38 @@ def test_cluster_spec_wins_over_tf_config_and_bad_json_is_named():
 
 
 def test_local_roles_from_flags():
-    assert distributed.local_keras_tuner_env("chief", oracle_address="127.0.0.1:8000") == {
-        "oracle": {ID: "chief", IP: "127.0.0.1", PORT: "8000"},
-        "worker": {ID: "tuner-workerpool0-0", IP: "127.0.0.1", PORT: "8000"},
+    chief = distributed.local_keras_tuner_env("chief", oracle_address="127.0.0.1:8000", secret=SECRET)
+    assert chief == {
+        "oracle": {ID: "chief", IP: "127.0.0.1", PORT: "8000", KEY: SECRET},
+        "worker": {ID: "tuner-workerpool0-0", IP: "127.0.0.1", PORT: "8000", KEY: SECRET},
     }
-    # A non-loopback chief listens on every interface, as on Vertex AI.
-    assert distributed.local_keras_tuner_env("chief", oracle_address="10.0.0.2:8000")["oracle"][IP] == "0.0.0.0"
-    assert distributed.local_keras_tuner_env("worker", oracle_address="10.0.0.2:8000", worker_id="3") == {
-        "worker": {ID: "tuner-workerpool1-3", IP: "10.0.0.2", PORT: "8000"}
+    # The oracle binds the address given, never every interface.
+    assert distributed.local_keras_tuner_env("chief", oracle_address="10.0.0.2:8000", secret=SECRET)["oracle"][IP] == "10.0.0.2"
+    assert distributed.local_keras_tuner_env("worker", oracle_address="10.0.0.2:8000", worker_id="3", secret=SECRET) == {
+        "worker": {ID: "tuner-workerpool1-3", IP: "10.0.0.2", PORT: "8000", KEY: SECRET}
     }
     assert distributed.local_keras_tuner_env("standalone") == {"worker": {}}
     with pytest.raises(distributed.ClusterSpecError, match="--worker_id"):
-        distributed.local_keras_tuner_env("worker", oracle_address="h:1")
+        distributed.local_keras_tuner_env("worker", oracle_address="h:1", secret=SECRET)
     with pytest.raises(distributed.ClusterSpecError, match="--oracle_address"):
         distributed.local_keras_tuner_env("chief")
     with pytest.raises(distributed.ClusterSpecError, match="chief"):
-        distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="chief2")
+        distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="chief2", secret=SECRET)
+
+
+def test_s140_submit_names_the_same_variable():
+    from cloud import vertex
+
+    assert vertex.SWEEP_SECRET == distributed.SECRET
+
+
+def test_a_distributed_sweep_needs_a_shared_secret():
+    for short in (None, "", "tooshort"):
+        with pytest.raises(distributed.ClusterSpecError, match=r"Expected S140_SWEEP_SECRET to hold the sweep's shared secret \(at least 16"):
+            distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="1", secret=short)
+        with pytest.raises(distributed.ClusterSpecError, match="S140_SWEEP_SECRET"):
+            distributed.keras_tuner_env(VERTEX, secret=short)
+    assert distributed.sweep_secret({KEY: SECRET}) == SECRET
 
 
 # --- The oracle server: a worker that goes silent loses its trial to another worker.
@@ -179,7 +200,7 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     oracle = _oracle(tmp_path, max_trials=2)
     server = threading.Thread(
         target=oracle_server.serve_oracle,
-        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=1.0, poll_seconds=0.1),
+        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=1.0, poll_seconds=0.1, secret=SECRET),
         daemon=True,
     )
     server.start()
@@ -188,20 +209,20 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     service = protos.get_service()
 
     def heartbeat(tuner):
-        stub.GetSpace(service.GetSpaceRequest(), metadata=((oracle_server.HEARTBEAT_METADATA_KEY, tuner),), wait_for_ready=True, timeout=10)
+        stub.GetSpace(service.GetSpaceRequest(), metadata=((oracle_server.HEARTBEAT_METADATA_KEY, tuner), *AUTH), wait_for_ready=True, timeout=10)
 
     def create(tuner):
-        response = stub.CreateTrial(service.CreateTrialRequest(tuner_id=tuner), wait_for_ready=True, timeout=10)
+        response = stub.CreateTrial(service.CreateTrialRequest(tuner_id=tuner), metadata=AUTH, wait_for_ready=True, timeout=10)
         return keras_tuner.engine.trial.Trial.from_proto(response.trial)
 
     def finish(trial, score):
-        stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id, metrics={"score": score}, step=0), timeout=10)
+        stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id, metrics={"score": score}, step=0), metadata=AUTH, timeout=10)
         trial.status = "COMPLETED"
-        stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), timeout=10)
+        stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), metadata=AUTH, timeout=10)
 
     heartbeat("dies")
     lost = create("dies")  # and never heard of again
-    alive = processes.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2)
+    alive = processes.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2, secret=SECRET)
     with alive:
         first = create("lives")
         assert {lost.trial_id, first.trial_id} == {"0", "1"}
@@ -225,17 +246,17 @@ def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
     oracle = _oracle(tmp_path, max_trials=1)
     server = threading.Thread(
         target=oracle_server.serve_oracle,
-        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=0.5, poll_seconds=0.1),
+        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=0.5, poll_seconds=0.1, secret=SECRET),
         daemon=True,
     )
     server.start()
-    client = processes.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1)
+    client = processes.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1, secret=SECRET)
     with client:
         import grpc
 
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = protos.get_service_grpc().OracleStub(channel)
-        trial = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="only"), wait_for_ready=True, timeout=10).trial
+        trial = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="only"), metadata=AUTH, wait_for_ready=True, timeout=10).trial
         channel.close()
     # The heartbeat stopped: the worker is gone. Another worker asks and is told to stop.
     time.sleep(1.0)
@@ -243,8 +264,41 @@ def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
     assert "no worker left" in oracle.trials[trial.trial_id].message
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = protos.get_service_grpc().OracleStub(channel)
-    response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="late"), wait_for_ready=True, timeout=10)
+    response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="late"), metadata=AUTH, wait_for_ready=True, timeout=10)
     assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "STOPPED"
     channel.close()
     server.join(timeout=10)
     assert not server.is_alive()
+
+
+def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
+    import grpc
+
+    port = _free_port()
+    oracle = _oracle(tmp_path, max_trials=1)
+    # 127.0.0.2 is loopback too, but another address: the oracle must not answer on 127.0.0.1.
+    server = threading.Thread(
+        target=oracle_server.serve_oracle,
+        kwargs=dict(oracle=oracle, host="127.0.0.2", port=port, worker_timeout=30, poll_seconds=0.1, secret=SECRET),
+        daemon=True,
+    )
+    server.start()
+    request = protos.get_service().CreateTrialRequest(tuner_id="intruder")
+    with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:
+        stub = protos.get_service_grpc().OracleStub(channel)
+        for metadata in ((), ((oracle_server.SECRET_METADATA_KEY, "x" * 32),)):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.CreateTrial(request, metadata=metadata, wait_for_ready=True, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert oracle.trials == {} and oracle.tuner_ids == set()  # nothing was handed out
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = protos.get_service_grpc().OracleStub(channel)
+        with pytest.raises(grpc.RpcError) as unreachable:
+            stub.CreateTrial(request, metadata=AUTH, timeout=2)
+        assert unreachable.value.code() == grpc.StatusCode.UNAVAILABLE
+    with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:  # the sweep's own worker
+        stub = protos.get_service_grpc().OracleStub(channel)
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="own"), metadata=AUTH, timeout=10)
+        assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "RUNNING"
+    assert oracle.tuner_ids == {"own"}
+

@@ -106,13 +106,14 @@ _WORKER_TIMEOUT = flags.DEFINE_float(
 
 def environments(environ):
     """This process's KerasTuner environments, from the role flags or the cluster spec."""
+    secret = environ.get(distributed.SECRET)
     if _ROLE.value is not None:
         return distributed.local_keras_tuner_env(
-            _ROLE.value, oracle_address=_ORACLE_ADDRESS.value, worker_id=_WORKER_ID.value
+            _ROLE.value, oracle_address=_ORACLE_ADDRESS.value, worker_id=_WORKER_ID.value, secret=secret
         )
     if _ORACLE_ADDRESS.value or _WORKER_ID.value is not None:
         raise app.UsageError("--oracle_address and --worker_id need --role=chief or worker.")
-    return distributed.keras_tuner_env(distributed.parse_cluster_spec(environ))
+    return distributed.keras_tuner_env(distributed.parse_cluster_spec(environ), secret=secret)
 
 
 def main(argv):

@@ -9,8 +9,8 @@ is constructed and again in `search()`:
   KERASTUNER_ORACLE_IP    where the oracle listens (the server binds to it)
   KERASTUNER_ORACLE_PORT
 
-The primary machine runs the oracle in a process of its own, bound to 0.0.0.0:<its
-CLUSTER_SPEC port> (`processes.start_oracle_process`, `oracle_server.serve_oracle`), and
+The primary machine runs the oracle in a process of its own, bound to its own
+CLUSTER_SPEC address (host:port) (`processes.start_oracle_process`, `oracle_server.serve_oracle`), and
 its main process *also* runs trials as a worker pointed at that address; every other
 replica is a worker (the layout of TFX's Cloud AI Platform tuner executor).
 `keras_tuner_env` derives these variables from Vertex AI's CLUSTER_SPEC (pools
@@ -18,23 +18,29 @@ replica is a worker (the layout of TFX's Cloud AI Platform tuner executor).
 Platform "master"/"worker" keys or a TF_CONFIG-style spec; `local_keras_tuner_env` from
 explicit flags. Users never set them by hand. Everything here is a pure function of
 plain values.
+
+The oracle serves only the sweep's own processes: every call must carry the sweep's
+shared secret, S140_SWEEP_SECRET, which every process of the sweep has in its
+environment. s140-submit draws one per Vertex AI job and puts it in the job's own
+worker pool specs, which only the job's replicas (and whoever may read the job in the
+project) see; by hand, set the same value for the chief and every worker.
 """
 
 import contextlib
-import ipaddress
 import json
 import os
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
-KERASTUNER_VARIABLES = (TUNER_ID, ORACLE_IP, ORACLE_PORT)
+SECRET = "S140_SWEEP_SECRET"  # the sweep's shared secret; in every process's environment
+KERASTUNER_VARIABLES = (TUNER_ID, ORACLE_IP, ORACLE_PORT, SECRET)
+MIN_SECRET_LENGTH = 16
 
 ORACLE = "oracle"  # key of the oracle process's environment in keras_tuner_env()
 WORKER = "worker"  # key of the trial-running main process's environment
 
 CHIEF_TUNER_ID = "chief"
-BIND_ALL = "0.0.0.0"
 PRIMARY_POOL = "workerpool0"
 WORKER_POOL = "workerpool1"
 # Pool names as they appear in other formats -> Vertex AI's. "chief" must never stay
@@ -113,12 +119,29 @@ def tuner_id(task_type, index):
     return name
 
 
-def keras_tuner_env(cluster_spec, *, bind_host=BIND_ALL):
+def sweep_secret(environ):
+    """S140_SWEEP_SECRET of `environ`.
+
+    Raises:
+      ClusterSpecError: when it is unset or shorter than MIN_SECRET_LENGTH.
+    """
+    secret = environ.get(SECRET, "")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ClusterSpecError(
+            f"Expected {SECRET} to hold the sweep's shared secret (at least {MIN_SECRET_LENGTH} "
+            f"characters, the same in every process of the sweep). Received "
+            f"{'nothing' if not secret else f'{len(secret)} characters'}. For example: "
+            f"export {SECRET}=$(python -c 'import secrets; print(secrets.token_hex(16))')"
+        )
+    return secret
+
+
+def keras_tuner_env(cluster_spec, *, secret=None):
     """The KerasTuner environment of each process this replica runs.
 
     Args:
       cluster_spec: a parsed CLUSTER_SPEC (or TF_CONFIG-style) dict, or None.
-      bind_host: the interface the oracle binds to on the primary machine.
+      secret: the sweep's shared secret (`sweep_secret`); needed with several replicas.
 
     Returns:
       {"worker": env} on every replica (the main process, which runs trials), plus
@@ -148,18 +171,24 @@ def keras_tuner_env(cluster_spec, *, bind_host=BIND_ALL):
     replicas = sum(len(addresses or ()) for addresses in cluster.values())
     if replicas <= 1:
         return {WORKER: {}}
+    _require(secret)
     primary = _primary(cluster)
     host, port = _split_address(cluster[primary][0], f"cluster[{primary!r}][0]")
-    worker = {TUNER_ID: tuner_id(task_type, index), ORACLE_IP: host, ORACLE_PORT: port}
+    worker = {TUNER_ID: tuner_id(task_type, index), ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}
     if (task_type, index) != (primary, 0):
         return {WORKER: worker}
-    return {ORACLE: {TUNER_ID: CHIEF_TUNER_ID, ORACLE_IP: bind_host, ORACLE_PORT: port}, WORKER: worker}
+    # The oracle binds the primary's own address, not every interface.
+    return {ORACLE: {**worker, TUNER_ID: CHIEF_TUNER_ID}, WORKER: worker}
+
+
+def _require(secret):
+    sweep_secret({SECRET: secret or ""})  # raises, saying how to set it
 
 
 ROLES = ("standalone", "chief", "worker")
 
 
-def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None):
+def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None, secret=None):
     """`keras_tuner_env` for processes started by hand (flags instead of CLUSTER_SPEC).
 
     Args:
@@ -167,9 +196,9 @@ def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None):
       oracle_address: host:port of the oracle (chief and worker).
       worker_id: a worker's unique id (a number or a name); a worker restarted with the
         same id resumes the trial it was running.
+      secret: the sweep's shared secret (`sweep_secret`); needed by the chief and workers.
 
-    The chief binds to the address's host when it is a loopback address (a local test
-    stays off the network), else to 0.0.0.0.
+    The chief's oracle binds the address given, and nothing else.
     """
     if role not in ROLES:
         raise ClusterSpecError(f"Expected --role in {list(ROLES)}. Received: {role!r}.")
@@ -184,32 +213,24 @@ def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None):
     if not oracle_address:
         raise ClusterSpecError(f"Expected --oracle_address=host:port with --role={role}. Received none.")
     host, port = _split_address(oracle_address, "--oracle_address")
+    _require(secret)
     if role == "chief":
         if worker_id is not None:
             raise ClusterSpecError(
                 f"Expected no --worker_id with --role=chief (its trials run as "
                 f"{tuner_id(PRIMARY_POOL, 0)!r}). Received: {worker_id!r}."
             )
-        bind = host if _is_loopback(host) else BIND_ALL
+        address = {ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}
         return {
-            ORACLE: {TUNER_ID: CHIEF_TUNER_ID, ORACLE_IP: bind, ORACLE_PORT: port},
-            WORKER: {TUNER_ID: tuner_id(PRIMARY_POOL, 0), ORACLE_IP: host, ORACLE_PORT: port},
+            ORACLE: {TUNER_ID: CHIEF_TUNER_ID, **address},
+            WORKER: {TUNER_ID: tuner_id(PRIMARY_POOL, 0), **address},
         }
     if worker_id is None or str(worker_id) == "":
         raise ClusterSpecError("Expected --worker_id (unique per worker) with --role=worker. Received none.")
     name = f"tuner-{WORKER_POOL}-{worker_id}"
     if CHIEF_TUNER_ID in name:
         raise ClusterSpecError(f"Expected a --worker_id without {CHIEF_TUNER_ID!r}. Received: {worker_id!r}.")
-    return {WORKER: {TUNER_ID: name, ORACLE_IP: host, ORACLE_PORT: port}}
-
-
-def _is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return {WORKER: {TUNER_ID: name, ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}}
 
 
 def is_chief(envs):

@@ -10,6 +10,7 @@ module and its tests (tests/test_tuning_adapter.py fails on any other version).
 """
 
 import importlib.metadata
+import os
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
@@ -251,3 +252,21 @@ def heartbeat_call(channel):
         stub.GetSpace(request, metadata=metadata, wait_for_ready=True, timeout=timeout)
 
     return call
+
+
+def authenticate_client(oracle_client, metadata):
+    """Makes a worker's OracleClient send `metadata` ((key, value) pairs: the sweep's
+    secret) with every call: KerasTuner's client opens a plain channel of its own, so
+    its stub is rebuilt on the same address through an interceptor that adds them."""
+    import grpc
+    from keras_tuner.src import protos
+
+    class _AddMetadata(grpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, details, request):
+            details = details._replace(metadata=tuple(details.metadata or ()) + tuple(metadata))
+            return continuation(details, request)
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    channel = grpc.intercept_channel(grpc.insecure_channel(address), _AddMetadata())
+    oracle_client.stub = protos.get_service_grpc().OracleStub(channel)
+

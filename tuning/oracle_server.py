@@ -13,6 +13,7 @@ the timeout).
 """
 
 import collections
+import hmac
 import os
 import time
 
@@ -21,6 +22,7 @@ from absl import logging
 from tuning import keras_tuner_adapter as kt
 
 HEARTBEAT_METADATA_KEY = "s140-tuner-id"
+SECRET_METADATA_KEY = "s140-sweep-secret"
 _REAPS_BEFORE_FAILED = 2  # a trial whose worker died this often is not run again
 
 
@@ -111,8 +113,31 @@ def _reap(oracle, liveness, dead, reason):
     oracle.save()
 
 
+def secret_check(secret, metadata_key):
+    """A gRPC server interceptor that answers UNAUTHENTICATED to any call whose
+    `metadata_key` is not `secret`: the oracle serves only its own sweep."""
+    import grpc
+
+    expected = secret.encode()
+
+    def deny(request, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "Expected the sweep's shared secret. Received another or none.")
+
+    denied = grpc.unary_unary_rpc_method_handler(deny)
+
+    class SecretCheck(grpc.ServerInterceptor):
+        def intercept_service(self, continuation, details):
+            given = dict(details.invocation_metadata or ()).get(metadata_key, "")
+            if hmac.compare_digest(given.encode(), expected):
+                return continuation(details)
+            logging.log_every_n_seconds(logging.WARNING, "Oracle: refused a call without the sweep's secret.", 60)
+            return denied
+
+    return SecretCheck()
+
+
 def serve_oracle(
-    oracle, *, host, port, worker_timeout, planned_trials=None, poll_seconds=1.0, parent_pid=None
+    oracle, *, host, port, worker_timeout, secret, planned_trials=None, poll_seconds=1.0, parent_pid=None
 ):
     """Serves `oracle` over gRPC until the budget is spent and every worker has left.
 
@@ -120,6 +145,9 @@ def serve_oracle(
     heartbeats for `worker_timeout` seconds are dropped (see the module docstring), the
     check runs every `poll_seconds` instead of every 20 s, and the server stops when the
     process `parent_pid` (the chief's main process) is gone.
+
+    Only calls that carry `secret` (distributed.SECRET_METADATA_KEY) are served, on
+    `host`:`port` only.
 
     After an error of the oracle (e.g. too many consecutive failed trials) it keeps
     serving, so that every worker gets that error at its next call; the chief's main
@@ -141,7 +169,9 @@ def serve_oracle(
         on_fatal=liveness.set_fatal,
     )
     # One thread, as KerasTuner's server: the oracle is not meant for concurrent calls.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=1), interceptors=[secret_check(secret, SECRET_METADATA_KEY)]
+    )
     kt.add_servicer_to_server(servicer, server)
     if not server.add_insecure_port(f"{host}:{port}"):
         raise RuntimeError(f"Expected to listen on {host}:{port}. Received: the port is not available.")

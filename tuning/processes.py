@@ -39,6 +39,7 @@ def _oracle_process_main(cfg_fields, env, max_length, planned, parent_pid):
         oracle,
         host=env[distributed.ORACLE_IP],
         port=env[distributed.ORACLE_PORT],
+        secret=env[distributed.SECRET],
         worker_timeout=cfg.worker_timeout_seconds,
         planned_trials=planned,
         parent_pid=parent_pid,
@@ -130,8 +131,8 @@ class Heartbeat:
     raised: the worker's own calls report a dead oracle.
     """
 
-    def __init__(self, address, tuner_id, interval):
-        self.address, self.tuner_id, self.interval = address, tuner_id, interval
+    def __init__(self, address, tuner_id, interval, secret):
+        self.address, self.tuner_id, self.interval, self.secret = address, tuner_id, interval, secret
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="s140-heartbeat", daemon=True)
 
@@ -148,7 +149,7 @@ class Heartbeat:
 
         channel = grpc.insecure_channel(self.address)
         send = kt.heartbeat_call(channel)
-        metadata = ((oracle_server.HEARTBEAT_METADATA_KEY, self.tuner_id),)
+        metadata = ((oracle_server.HEARTBEAT_METADATA_KEY, self.tuner_id), *secret_metadata(self.secret))
         try:
             while not self._stop.is_set():
                 try:
@@ -166,7 +167,19 @@ class Heartbeat:
 def worker_heartbeat(worker_env, worker_timeout):
     """The heartbeat of a distributed worker (a context manager)."""
     address = f"{worker_env[distributed.ORACLE_IP]}:{worker_env[distributed.ORACLE_PORT]}"
-    return Heartbeat(address, worker_env[distributed.TUNER_ID], heartbeat_interval(worker_timeout))
+    return Heartbeat(
+        address, worker_env[distributed.TUNER_ID], heartbeat_interval(worker_timeout), worker_env[distributed.SECRET]
+    )
+
+
+def secret_metadata(secret):
+    """The gRPC metadata that shows the oracle a call is the sweep's own."""
+    return ((oracle_server.SECRET_METADATA_KEY, secret),)
+
+
+def authenticate(tuner, worker_env):
+    """Makes a distributed worker's calls to the oracle carry the sweep's secret."""
+    kt.authenticate_client(tuner.oracle, secret_metadata(worker_env[distributed.SECRET]))
 
 
 def idle_wait(oracle, seconds=1.0):

@@ -17,6 +17,8 @@ ROWS_READ = "rows_read"  # every non-blank line of every input CSV
 SKIPPED_NEUTRAL = "rows_skipped_neutral"  # neutral (2) rows of the test CSV
 GLOVE_LINES_READ = "glove_lines_read"  # vectors in the GloVe source (rows of the kumo package)
 GLOVE_LINES_MATCHED = "glove_lines_matched"  # of those, the vectors of vocabulary tokens
+GLOVE_DUPLICATES = "glove_duplicate_words"  # later copies of a vocabulary token's vector (unused)
+GLOVE_NON_FINITE = "glove_lines_non_finite"  # vocabulary tokens' vectors holding nan or inf
 PROGRESS_SECONDS = 5.0  # a worker logs its progress at most this often
 
 

@@ -47,7 +47,8 @@ def holder(command):
 
 @contextlib.contextmanager
 def holding(directory, *, command):
-    """Holds `directory`'s lock for the `with` block (creating the directory).
+    """Holds `directory`'s lock for the `with` block (creating the directory, and
+    removing it again if the block leaves it empty).
 
     Raises:
       DirectoryLocked: another run holds it.
@@ -76,6 +77,7 @@ def _refusal(directory, held_by):
 
 
 def _acquire_local(directory, me):
+    created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK_NAME)
     while True:
@@ -109,6 +111,9 @@ def _acquire_local(directory, me):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         os.close(fd)
+        if created:  # a run that failed before writing anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
     return release
 
@@ -124,14 +129,26 @@ def _parse(raw):
 # --- Cloud Storage.
 
 
+def _client():
+    """A Cloud Storage client with the process's default credentials, or anonymous ones
+    when it has none: TensorFlow's own gs:// file system, through which the run writes
+    the directory, does the same, so the lock goes wherever the run's files go."""
+    from google.auth import exceptions as auth_exceptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    try:
+        return storage.Client(project=None)  # None: no project needed, none inferred
+    except auth_exceptions.DefaultCredentialsError:
+        return storage.Client(project="<none>", credentials=AnonymousCredentials())
+
+
 class _GcsLock:
     def __init__(self, directory, me):
-        from google.cloud import storage
-
         bucket, _, prefix = directory[len(_GS):].partition("/")
         name = f"{prefix.rstrip('/')}/{LOCK_NAME}" if prefix.strip("/") else LOCK_NAME
         self.directory, self.me = directory, me
-        self.blob = storage.Client().bucket(bucket).blob(name)
+        self.blob = _client().bucket(bucket).blob(name)
         self.generation = None
         self.stop = threading.Event()
 

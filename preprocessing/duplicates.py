@@ -22,18 +22,18 @@ from preprocessing import rows
 class Duplicates(typing.NamedTuple):
     ids: typing.FrozenSet[int]  # every tweet id that more than one example has
     later_copies: int  # examples beyond the first of each of those ids
+    test_in_train: int = 0  # test examples whose id a train or val example also has
 
 
 def example_ids(batch):
-    """The tweet ids of a RowBatch's examples (neutral test rows are not examples)."""
-    return np.fromiter(
-        (tweet_id for split, tweet_id in zip(batch.splits, batch.tweet_ids) if split is not None),
-        dtype=np.int64,
-    )
+    """(tweet ids, whether each is a test example) of a RowBatch's examples (neutral
+    test rows are not examples)."""
+    pairs = [(tweet_id, split == "test") for split, tweet_id in zip(batch.splits, batch.tweet_ids) if split is not None]
+    return np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=bool)
 
 
 class FindDuplicatesFn(beam.CombineFn):
-    """int64 id arrays -> Duplicates."""
+    """(ids, is_test) arrays -> Duplicates."""
 
     def create_accumulator(self):
         return []
@@ -43,13 +43,20 @@ class FindDuplicatesFn(beam.CombineFn):
         return accumulator
 
     def merge_accumulators(self, accumulators):
-        # One array per merge keeps the accumulators cheap to pickle between workers.
-        return [np.concatenate([ids for accumulator in accumulators for ids in accumulator] or [np.zeros(0, np.int64)])]
+        # One pair of arrays per merge keeps the accumulators cheap to pickle between workers.
+        return [_joined([pair for accumulator in accumulators for pair in accumulator])]
 
     def extract_output(self, accumulator):
-        ids = np.concatenate(accumulator) if accumulator else np.zeros(0, np.int64)
+        ids, is_test = _joined(accumulator)
         unique, counts = np.unique(ids, return_counts=True)
-        return Duplicates(frozenset(unique[counts > 1].tolist()), int(len(ids) - len(unique)))
+        test_in_train = int(np.isin(ids[is_test], ids[~is_test]).sum())
+        return Duplicates(frozenset(unique[counts > 1].tolist()), int(len(ids) - len(unique)), test_in_train)
+
+
+def _joined(pairs):
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    return np.concatenate([ids for ids, _ in pairs]), np.concatenate([is_test for _, is_test in pairs])
 
 
 class CountDuplicateIds(beam.PTransform):

@@ -71,6 +71,23 @@ def _zip_member(spec):
     return zipped, member
 
 
+def read_numbered_lines(spec):
+    """(line number, line) of a text, gzipped-text or zip spec, in file order, read by one
+    worker: the numbers name the lines an error is about, and the order makes the first
+    copy of a repeated word the one used, whatever the file's length."""
+    lines = read_zip_lines(spec) if kind_of(spec) == "zip" else _read_text_lines(spec)
+    yield from enumerate(lines, start=1)
+
+
+def _read_text_lines(spec):
+    with FileSystems.open(spec) as handle:  # decompresses .gz by extension
+        for number, raw in enumerate(iter(handle.readline, b""), start=1):
+            try:
+                yield raw.rstrip(b"\n").decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise GloveFormatError(_not_text(spec, f"bytes that are not UTF-8 on line {number} ({error.reason})")) from None
+
+
 def read_zip_lines(spec):
     zipped, member = _zip_member(spec)
     with io.TextIOWrapper(zipped.open(member), encoding="utf-8", newline="\n") as lines:

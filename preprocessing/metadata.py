@@ -87,6 +87,9 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
         "rejected_by_reason": rejected_by_reason,
         # Examples repeating the tweet id of another example (found before any is dropped).
         "duplicate_tweet_ids": duplicates.later_copies if duplicates else 0,
+        # Test examples whose tweet id a train or val example also has: a test set that
+        # overlaps training scores memory, not generalisation.
+        "test_ids_in_train": duplicates.test_in_train if duplicates else 0,
         "drop_duplicate_ids": cfg.drop_duplicate_ids,
         # One definition of the rows the rate is of: rows_read, neutral test rows included.
         "error_rate": round(rejected / rows_read, 6) if rows_read else 0.0,

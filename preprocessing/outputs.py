@@ -93,6 +93,18 @@ def refuse_inputs_inside(directory, inputs):
         )
 
 
+def _refuse_symlinks(directory):
+    # A symlinked `train/` would have the job delete and write files outside the directory.
+    if "://" in directory:
+        return  # object stores have no symlinks
+    linked = sorted(name for name in _OWN_FILES + _OWN_DIRS if os.path.islink(os.path.join(directory, name)))
+    if linked:
+        raise OutputDirNotEmpty(
+            f"Expected the job's own files and folders in --output_dir {directory}. Received symlinks in "
+            f"their place: {linked}. Remove them or choose another --output_dir; nothing was deleted."
+        )
+
+
 def prepare_output_dir(directory, *, overwrite):
     """Refuses a non-empty output directory unless `overwrite`, then empties it of the
     job's own outputs. Anything else in it is refused, never deleted.
@@ -100,6 +112,7 @@ def prepare_output_dir(directory, *, overwrite):
     Emptying first matters: stale shards of an earlier run with more shards would
     otherwise sit beside the new ones and be read as part of the data.
     """
+    _refuse_symlinks(directory)
     existing = _contents(directory) if FileSystems.exists(directory) else []
     relative = {m.path: posixpath.relpath(m.path, directory) for m in existing}
     relative = {path: name for path, name in relative.items() if name != dir_lock.LOCK_NAME}

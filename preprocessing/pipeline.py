@@ -148,6 +148,11 @@ def run(cfg, beam_args=(), default_beam_args=()):
         with FileSystems.open(posixpath.join(cfg.output_dir, schema.METADATA_FILE)) as handle:
             metadata = json.loads(handle.read().decode("utf-8"))
         _warn_of_duplicates(metadata["duplicate_tweet_ids"], cfg.drop_duplicate_ids)
+    _warn_of_a_thin_vocabulary(metadata, cfg)
+    _warn_of_test_overlap(metadata)
+    if final_counters.get(counters.GLOVE_DUPLICATES):
+        logging.warning("--glove=%s lists %d vocabulary word(s) more than once: the first copy of each was used",
+                        cfg.glove, final_counters[counters.GLOVE_DUPLICATES])
     return Outcome(metadata, final_counters)
 
 
@@ -170,6 +175,33 @@ def _log_standardizer(cfg):
         "tokens get a GloVe vector (metadata.json: embedding.coverage_by_token). Using %s as told.",
         cfg.standardizer_name, cfg.glove, suggested, cfg.standardizer_name,
     )
+
+
+# Below this share of the training tokens in the vocabulary (and in GloVe) a model sees
+# mostly [UNK]; the sample's defaults give about 95%.
+THIN_COVERAGE = 0.5
+
+
+def _warn_of_a_thin_vocabulary(metadata, cfg):
+    """Warns when the vocabulary holds no word, or GloVe covers few of the tokens (seen:
+    --min_count=1000000 ended "vocabulary 2, coverage 0.0%" with no word of warning)."""
+    words = metadata["vocab_size"] - 2  # padding and [UNK] are not words
+    coverage = metadata["embedding"]["coverage_by_token"]
+    if words <= 0:
+        logging.warning("The vocabulary holds no word: no token of the train split reached --min_count=%d. "
+                        "Every token will be [UNK]; lower --min_count.", cfg.min_count)
+    elif coverage < THIN_COVERAGE:
+        logging.warning("GloVe vectors cover only %.1f%% of the train split's tokens (vocabulary %d): most "
+                        "tokens will be [UNK] or untrained rows. Check --glove, --standardizer and --min_count.",
+                        100 * coverage, metadata["vocab_size"])
+
+
+def _warn_of_test_overlap(metadata):
+    overlap, test = metadata.get("test_ids_in_train", 0), metadata["counts"]["test"]
+    if overlap:
+        logging.warning("%d of the %d test examples (%.1f%%) have the tweet id of a training row: the test "
+                        "split overlaps the training CSVs, so its accuracy measures memory (test_ids_in_train "
+                        "in metadata.json). Is --test_csv the right file?", overlap, test, 100 * overlap / max(test, 1))
 
 
 def _warn_of_duplicates(later_copies, dropped):

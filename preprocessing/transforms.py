@@ -268,8 +268,10 @@ def write_vocabulary(vocabulary, output_dir):
 
 class JoinGlove(beam.PTransform):
     """Vocabulary -> (token, vector) pairs for the vocabulary tokens that the GloVe
-    source `spec` (see glove.kind_of) has. Plain and gzipped text is read by Beam, which
-    splits plain text across workers; a zip member is read by one worker."""
+    source `spec` (see glove.kind_of) has: the first copy of a token repeated in the file,
+    and a failed job, naming the lines, when a token's vector holds nan or inf. The file is
+    read by one worker, in order (glove.read_numbered_lines); only the vocabulary's lines
+    are parsed, so that costs little beside the job (`bench/preprocess_bench.py`)."""
 
     def __init__(self, spec, dim):
         super().__init__()
@@ -285,15 +287,18 @@ class JoinGlove(beam.PTransform):
                 | "KumoPackage" >> beam.Create([None])
                 | "KumoVectors" >> beam.ParDo(embedding.KumoVectorsFn(), vocabulary_set)
             )
-        if kind == "zip":
-            lines = (
-                pbegin
-                | "ZipArchive" >> beam.Create([self._spec])
-                | "ZipLines" >> beam.FlatMap(glove.read_zip_lines)
-            )
-        else:
-            lines = pbegin | "GloveLines" >> beam.io.ReadFromText(self._spec)
-        return lines | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim, self._spec), vocabulary_set)
+        parsed = (
+            pbegin
+            | "GloveFile" >> beam.Create([self._spec])
+            | "GloveLines" >> beam.FlatMap(glove.read_numbered_lines)
+            | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim, self._spec), vocabulary_set)
+            .with_outputs(embedding.NON_FINITE, main="vectors")
+        )
+        return (
+            parsed.vectors
+            | "ByToken" >> beam.GroupByKey()
+            | "FirstCopy" >> beam.Map(embedding.first_copy, beam.pvalue.AsList(parsed[embedding.NON_FINITE]), self._spec)
+        )
 
 
 class WriteEmbeddings(beam.PTransform):

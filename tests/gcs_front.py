@@ -8,7 +8,8 @@ variable moves them. So a workload is run with:
 - a private mount namespace (`unshare -m`) whose bind-mounted `/etc/hosts` sends those
   names to a loopback address (only the workload sees it; the host's file is untouched);
 - a TLS front on that address, port 443, with a certificate from a CA made for the test
-  and trusted through `CURL_CA_BUNDLE` (TensorFlow's libcurl honours it);
+  and trusted through `CURL_CA_BUNDLE` (TensorFlow's libcurl honours it) and
+  `REQUESTS_CA_BUNDLE` (google-cloud-storage's `requests` does);
 - no credentials: `GOOGLE_APPLICATION_CREDENTIALS` unset, an empty `HOME` (no gcloud
   application-default file) and `NO_GCE_CHECK=true`, so TensorFlow's GoogleAuthProvider
   skips the metadata server and sends an empty bearer token, as for public objects;
@@ -315,7 +316,10 @@ class GcsEnvironment:
             env.pop(name, None)
         for name in [n for n in env if n.startswith(("AIP_", "KERASTUNER_"))]:
             env.pop(name)
-        env.update(CURL_CA_BUNDLE=self.ca, NO_GCE_CHECK="true", HOME=self.home, TF_CPP_MIN_LOG_LEVEL="2")
+        # REQUESTS_CA_BUNDLE: the package's own Cloud Storage client (the directory lock,
+        # preprocessing/dir_lock.py) reaches the same front through `requests`.
+        env.update(CURL_CA_BUNDLE=self.ca, REQUESTS_CA_BUNDLE=self.ca, NO_GCE_CHECK="true", HOME=self.home,
+                   TF_CPP_MIN_LOG_LEVEL="2")
         env.update(extra)
         return env
 

@@ -175,6 +175,19 @@ def test_cli_names_an_unknown_architecture():
     assert "Received unknown: ['lstm']" in helped.stderr
 
 
+def test_cli_names_a_repeated_architecture_in_one_line(tmp_path):
+    # Seen: a traceback first.
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer.compare_main", "--data_dir=d", f"--job_dir={tmp_path / 'j'}",
+         "--architectures=gap,gap"],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "s140-compare: error: Expected each of --architectures once. Received twice or more: ['gap'].")
+    assert not (tmp_path / "j").exists()
+
+
 def test_chart_without_epochs_says_why():
     assert compare_chart.learning_curves_png({"gap": {}}) == (None, "no epoch was recorded")
 

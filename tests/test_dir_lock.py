@@ -29,9 +29,10 @@ def test_a_second_writer_is_refused_by_name_until_the_first_releases(tmp_path):
         assert message.startswith(f"Expected {directory} to have no other writer.")
         held = json.loads((tmp_path / "out" / dir_lock.LOCK_NAME).read_text())
         assert (held["command"], held["pid"]) == ("s140-train", os.getpid())
-    assert os.listdir(directory) == []  # released: nothing of the lock left
+    assert not os.path.exists(directory)  # released: it made the folder, and nothing was written
     with dir_lock.holding(directory, command="s140-train"):
-        pass
+        open(os.path.join(directory, "run.json"), "w").close()
+    assert os.listdir(directory) == ["run.json"]  # nothing of the lock left
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):

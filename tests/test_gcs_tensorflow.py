@@ -231,6 +231,9 @@ def test_two_workers_train_together_on_gs_and_only_the_chief_writes(gcs, gs_data
         assert expected in names, names
     assert _json(gcs, f"{base}/history.json")["epoch"] == [0]
     assert _leftovers(names) == []
+    # The chief held the job dir's lock on Cloud Storage and released it (preprocessing/dir_lock.py).
+    lock = f"{base}/.s140.lock"
+    assert [r for r in _requests_under(gcs, lock) if r[0] == "DELETE"] and not gcs.exists(lock)
     # The non-chief kept its copies in a local scratch directory: one event file per
     # TensorBoard split, the chief's.
     assert len([n for n in names if n.startswith("logs/train/events.out.tfevents.")]) == 1, names
@@ -252,7 +255,8 @@ def test_a_chief_and_a_worker_sweep_into_a_gs_tuner_dir(gcs, gs_data_dir, tmp_pa
         f"--oracle_address=127.0.0.1:{port}",
     ]
     processes = [
-        gcs.popen(_module("tuning", *common, *role), gcs.env(), stdout=subprocess.PIPE,
+        gcs.popen(_module("tuning", *common, *role), {**gcs.env(), "S140_SWEEP_SECRET": "gcs-test-secret-0123456"},
+                  stdout=subprocess.PIPE,
                   stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
         for role in (["--role=chief"], ["--role=worker", "--worker_id=1"])
     ]

@@ -4,6 +4,7 @@ import csv
 import gzip
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import zipfile
@@ -251,6 +252,41 @@ def test_overwrite_deletes_only_what_the_job_writes(tmp_path):
     assert notes.read_text() == "mine" and (out / schema.METADATA_FILE).exists()  # nothing deleted
     notes.unlink()
     run(tmp_path, overwrite=True)
+
+
+def test_a_symlinked_output_folder_is_refused_and_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "part-00000-of-00001.tfrecord.gz").write_bytes(b"someone else's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "train").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(outputs.OutputDirNotEmpty, match=r"Received symlinks in their place: \['train'\]"):
+        run(tmp_path, overwrite=True)
+    assert os.listdir(elsewhere) == ["part-00000-of-00001.tfrecord.gz"]
+
+
+def test_a_vocabulary_without_words_or_vectors_is_warned_about(tmp_path, caplog):
+    # Seen: --min_count=1000000 ended with "vocabulary 2, coverage 0.0%" and no warning.
+    meta, _ = run(tmp_path, name="empty", min_count=1_000_000)
+    assert meta["vocab_size"] == 2
+    assert "The vocabulary holds no word: no token of the train split reached --min_count=1000000" in caplog.text
+    caplog.clear()
+    meta, _ = run(tmp_path, name="thin", glove_path=write_glove(tmp_path / "one.txt", {"valonly": 0.5}))
+    assert meta["embedding"]["coverage_by_token"] < 0.5
+    assert f"GloVe vectors cover only {100 * meta['embedding']['coverage_by_token']:.1f}% of the train split's tokens" in caplog.text
+
+
+def test_a_test_csv_that_repeats_the_training_rows_is_named(tmp_path, caplog):
+    # Seen: the training CSV given as --test_csv too drew only a generic duplicate-id warning.
+    train = write_csv(tmp_path / "train.csv", train_records())
+    copy = tmp_path / "copy-of-train.csv"
+    copy.write_bytes(pathlib.Path(train).read_bytes())
+    meta, _ = run(tmp_path, name="same", train=train, test=str(copy))
+    counts = meta["counts"]
+    assert counts["test"] > 0 and meta["test_ids_in_train"] == counts["test"]
+    assert f"{counts['test']} of the {counts['test']} test examples (100.0%) have the tweet id of a training row" in caplog.text
+    other, _ = run(tmp_path, name="apart")  # TEST_LINES: ids of their own
+    assert other["test_ids_in_train"] == 0
 
 
 def test_glove_from_gzip_and_zip_match_plain_text(job, tmp_path):

@@ -3,7 +3,9 @@ on an export alone: tweets from arguments, stdin and a file; text and JSON outpu
 errors that say what was expected."""
 
 import json
+import os
 import pathlib
+import select
 import subprocess
 import sys
 
@@ -120,6 +122,42 @@ def test_usage_errors(export_dir, tmp_path):
     assert no_model.returncode != 0 and "--model_dir" in no_model.stderr
 
 
+def test_a_nan_threshold_is_one_line_before_the_model_loads(tmp_path):
+    result = _cli(f"--model_dir={tmp_path / 'not-loaded'}", "--threshold=nan", "hello")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "s140-predict: error: Expected --threshold in [0, 1]. Received: nan."
+
+
+def test_stdin_is_scored_line_by_line_as_it_comes(export_dir, expected):
+    # Seen: all of stdin was read before anything was printed, so it could not sit in a pipe.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainer.predict_main", f"--model_dir={export_dir}", "--format=json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+    )
+    try:
+        for tweet, probability in zip(TWEETS[:2], expected[:2]):
+            process.stdin.write(tweet + "\n")
+            process.stdin.flush()
+            # stdin stays open: the answer must come before the input ends.
+            ready, _, _ = select.select([process.stdout], [], [], 120)
+            assert ready, "no answer while stdin is open"
+            line = process.stdout.readline()
+            assert json.loads(line)["text"] == tweet
+            assert json.loads(line)["probability"] == pytest.approx(float(probability), abs=1e-6)
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0 and process.stdout.read() == ""
+    finally:
+        process.kill()
+
+
+def test_line_batches_take_what_is_waiting(tmp_path):
+    read, write = os.pipe()
+    os.write(write, b"one\ntwo\nthree")  # the last line without its ending
+    os.close(write)
+    assert list(predict.line_batches(read, max_lines=2)) == [[b"one", b"two"], [b"three"]]
+    os.close(read)
+
+
 # Valid UTF-8, latin-1 (as the training data is), and bytes that are neither.
 MIXED_LINES = [
     b"I love this, great happy day",
@@ -139,7 +177,11 @@ def test_undecodable_bytes_fall_back_to_latin1_per_line(export_dir, tmp_path):
     assert "Lines 3, 4 are not UTF-8: read as latin-1" in from_file.stderr
     from_stdin = _cli(f"--model_dir={export_dir}", "--format=json", stdin=b"\r\n".join(MIXED_LINES), text=False)
     assert from_stdin.returncode == 0, from_stdin.stderr
-    assert from_stdin.stdout.decode("utf-8") == from_file.stdout
+    # stdin is scored as it arrives, so in other batches: the same texts, and the same
+    # probabilities up to float rounding.
+    streamed, whole = _json_lines(from_stdin.stdout.decode("utf-8")), _json_lines(from_file.stdout)
+    assert [line["text"] for line in streamed] == MIXED_DECODED
+    np.testing.assert_allclose([line["probability"] for line in streamed], [line["probability"] for line in whole], atol=1e-6)
     expected = export.load_serving_model(export_dir)(MIXED_DECODED)
     np.testing.assert_allclose([line["probability"] for line in _json_lines(from_file.stdout)], expected, atol=1e-6)
     from_args = _cli(f"--model_dir={export_dir}", "--format=json", *MIXED_LINES, text=False)

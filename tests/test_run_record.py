@@ -14,6 +14,7 @@ import pytest
 
 from trainer import callbacks
 from trainer import config
+from trainer import files
 from trainer import run_record
 from trainer import train
 
@@ -155,3 +156,32 @@ def test_cli_refuses_a_killed_run_resumed_as_another_architecture(sample_data_di
     assert callbacks.read_history(str(job_dir / "history.json"))["epoch"] == [0]  # gap's only
     metrics = json.loads((job_dir / "metrics.json").read_text())
     assert (metrics["architecture"], metrics["epochs_run"]) == ("gap", 1)
+
+
+def test_symlinks_where_a_run_writes_are_refused_and_not_followed(sample_data_dir, tmp_path):
+    # Seen: report.md, learning_curves.png and model.keras written through symlinks found
+    # in a job dir, overwriting files outside it.
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.md").write_text("not the package's")
+    (job_dir / "report.md").symlink_to(outside / "report.md")
+    (job_dir / "checkpoints").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(files.SymlinkRefused) as refused:
+        train.train(_cfg(sample_data_dir, job_dir), environ={})
+    assert f"{job_dir / 'checkpoints'}" in str(refused.value) and f"{job_dir / 'report.md'}" in str(refused.value)
+    assert (outside / "report.md").read_text() == "not the package's"
+    assert sorted(os.listdir(outside)) == ["report.md"]
+    assert not (job_dir / "run.json").exists()
+
+
+def test_a_symlink_under_a_files_final_name_is_replaced_not_written_through(tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    (tmp_path / "metrics.json").symlink_to(outside)
+    files.write_json(str(tmp_path / "metrics.json"), {"accuracy": 1})
+    assert outside.read_text() == "keep"
+    assert not (tmp_path / "metrics.json").is_symlink()
+    assert files.read_json(str(tmp_path / "metrics.json")) == {"accuracy": 1}
+

@@ -445,6 +445,8 @@ def test_cli_errors_name_what_was_expected(sample_data_dir, tmp_path):
         "no_data": _cli(tmp_path / "nowhere", tmp_path / "job1"),
         "unknown_hparam": _cli(sample_data_dir, tmp_path / "job2", "--architecture=gap", "--hparams=lstm_units=8"),
         "unknown_flag": _cli(sample_data_dir, tmp_path / "job3", "--epochz=3"),
+        "zero_batch": _cli(sample_data_dir, tmp_path / "job4", "--batch_size=0"),
+        "nan_rate": _cli(sample_data_dir, tmp_path / "job5", "--learning_rate=nan"),
     }
     processes = {
         name: subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -461,7 +463,13 @@ def test_cli_errors_name_what_was_expected(sample_data_dir, tmp_path):
     assert "Expected hyperparameters of 'gap' among ['dense_units', 'dropout', 'pooling', 'spatial_dropout', 'wide', 'wide_buckets']" in stderr
     code, stderr = results["unknown_flag"]
     assert code != 0 and "epochz" in stderr
-    assert not (tmp_path / "job1").exists() and not (tmp_path / "job2").exists()
+    # Settings errors: one line, no traceback (seen: "Training failed." and a traceback).
+    for name, line in (("zero_batch", "Expected --batch_size to be an integer >= 1. Received: 0."),
+                       ("nan_rate", "Expected --learning_rate in (0, 10). Received: nan.")):
+        code, stderr = results[name]
+        assert code != 0 and "Traceback" not in stderr, stderr
+        assert stderr.strip().splitlines()[-1] == f"s140-train: error: {line}"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("job")]  # nothing written
 
 
 def test_progress_bar_only_in_a_terminal(tmp_path):

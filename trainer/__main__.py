@@ -42,6 +42,7 @@ from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from preprocessing import cli_help  # noqa: E402
 from trainer import config  # noqa: E402
+from trainer import files  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import recipes  # noqa: E402
 from trainer import run_record  # noqa: E402
@@ -169,14 +170,17 @@ def main(argv):
     )
     recipe = _TRAINING.recipe.value
     settings, hparams = recipes.apply(recipe, _ARCHITECTURE.value, settings=_TRAINING.explicit(), hparams=hparams)
-    cfg = config.TrainConfig(
-        **{**_TRAINING.settings(), **settings},
-        job_dir=job_dir,
-        architecture=_ARCHITECTURE.value,
-        hparams=hparams,
-        recipe=recipe,
-        overwrite=_OVERWRITE.value,
-    )
+    try:
+        cfg = config.TrainConfig(
+            **{**_TRAINING.settings(), **settings},
+            job_dir=job_dir,
+            architecture=_ARCHITECTURE.value,
+            hparams=hparams,
+            recipe=recipe,
+            overwrite=_OVERWRITE.value,
+        )
+    except ValueError as error:  # a check of the settings: nothing has run yet, no traceback to show
+        sys.exit(f"s140-train: error: {error}")
     logging.info("Settings: %s", cfg)
     # trainer.train imports no more than this module did; the strategy (and with it
     # --cpu_replicas) is set up inside train() before any TensorFlow op runs.
@@ -200,7 +204,7 @@ def main(argv):
 
 # Errors that are certainly the user's to fix: printed as one line, without a traceback.
 _USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
-                dir_lock.DirectoryLocked)
+                dir_lock.DirectoryLocked, files.SymlinkRefused)
 
 
 def _main_with_errors(argv):

@@ -15,7 +15,6 @@ directory, as the Keras multi-worker guide recommends.
 
 import importlib.util
 import json
-import os
 import posixpath
 import shutil
 import statistics
@@ -149,10 +148,7 @@ class BestModelFile(keras.callbacks.Callback):
         if value is None or not value < self.best:  # NaN is never better
             return
         self.best = float(value)
-        # Keras saves only to names ending in .keras; the pid keeps a straggler's apart.
-        temporary = f"{self.path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
-        self.model.save(temporary, overwrite=True)
-        tf.io.gfile.rename(temporary, self.path, overwrite=True)
+        files.save_model(self.model, self.path)
 
 
 class RestoreFromChiefBackup(keras.callbacks.BackupAndRestore):

@@ -64,10 +64,16 @@ def main(argv):
         raise app.UsageError(
             f"Expected --architectures from {list(models.ARCHITECTURES)}. Received unknown: {unknown}."
         )
+    repeated = sorted({name for name in _ARCHITECTURES.value if _ARCHITECTURES.value.count(name) > 1})
+    if repeated:
+        sys.exit(f"s140-compare: error: Expected each of --architectures once. Received twice or more: {repeated}.")
     # The shared flags (cli_flags) fill every setting s140-train's flags fill; the
     # architecture is set per run by trainer.compare.
     recipe = _TRAINING.recipe.value
-    base = config.TrainConfig(**_TRAINING.settings(), job_dir=_JOB_DIR.value, recipe=recipe, overwrite=_OVERWRITE.value)
+    try:
+        base = config.TrainConfig(**_TRAINING.settings(), job_dir=_JOB_DIR.value, recipe=recipe, overwrite=_OVERWRITE.value)
+    except ValueError as error:  # a check of the settings: nothing has run yet, no traceback to show
+        sys.exit(f"s140-compare: error: {error}")
     logging.info("Settings of every architecture (before its recipe, %s): %s", recipe, base)
     from trainer import compare
     from trainer import run as run_lib
@@ -90,7 +96,10 @@ _USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMism
 def _main_with_errors(argv):
     try:
         main(argv)
-    except (*_USER_ERRORS, ValueError) as error:
+    except _USER_ERRORS as error:
+        logging.error("%s", error)
+        sys.exit(f"s140-compare: error: {error}")
+    except ValueError as error:
         # ValueError: mostly settings, but TensorFlow raises it for its own failures too.
         logging.exception("The comparison failed.")
         sys.exit(f"s140-compare: error: {error}")

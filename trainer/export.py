@@ -31,6 +31,7 @@ from preprocessing import schema
 from preprocessing import text
 from preprocessing._tf import tf
 from trainer import embedding_layers
+from trainer import files
 
 SERVING_SIGNATURE = "serving_default"
 TOKENIZE_SIGNATURE = "tokenize"
@@ -211,10 +212,7 @@ def _write_manifest(export_dir, *, model, vocab_size, max_length, standardizer):
         },
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    path = posixpath.join(export_dir, MANIFEST_PATH)
-    tf.io.gfile.makedirs(posixpath.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    files.write_json(posixpath.join(export_dir, MANIFEST_PATH), manifest)
 
 
 # --- Loading.

@@ -10,6 +10,7 @@ the rename is a server-side copy of a complete object.
 import json
 import os
 import posixpath
+import uuid
 
 from preprocessing._tf import tf
 
@@ -19,13 +20,43 @@ def write_atomically(path, data):
     directory = posixpath.dirname(path)
     if directory:
         tf.io.gfile.makedirs(directory)
-    # The pid keeps two processes that write one file (a resumed chief and its
-    # predecessor's straggler) from sharing a temporary name.
-    temporary = f"{path}.tmp-{os.getpid()}"
+    temporary = _temporary_name(path)
     with tf.io.gfile.GFile(temporary, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
     tf.io.gfile.rename(temporary, path, overwrite=True)
     return path
+
+
+def save_model(model, path):
+    """`model.save(path)` under a temporary name, then renamed: a kill mid-save leaves
+    the previous file whole (Keras saves only to names ending in .keras)."""
+    temporary = _temporary_name(path[: -len(".keras")]) + ".keras"
+    model.save(temporary, overwrite=True)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+    return path
+
+
+def _temporary_name(path):
+    # Unique and unguessable: two processes that write one file (a resumed chief and its
+    # predecessor's straggler) never share it, and no one can plant a symlink under it
+    # beforehand. The rename then replaces whatever `path` is, a symlink included,
+    # rather than writing through it.
+    return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def refuse_symlinks(paths):
+    """Raises SymlinkRefused when any of the local `paths` the package writes is a
+    symlink: it would write or delete through it, outside the directory."""
+    linked = sorted(path for path in paths if "://" not in path and os.path.islink(path))
+    if linked:
+        raise SymlinkRefused(
+            f"Expected the package's own files and folders at {linked}. Received symlinks there. Remove "
+            "them or choose another directory: nothing is written or deleted through a symlink."
+        )
+
+
+class SymlinkRefused(ValueError):
+    """A name the package writes is a symlink."""
 
 
 def write_json(path, value):

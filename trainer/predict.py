@@ -10,6 +10,7 @@ every byte), so one odd line never stops a batch.
 
 import dataclasses
 import json
+import os
 import typing
 
 from absl import logging
@@ -70,11 +71,12 @@ def decode_line(data):
         return data.decode(FALLBACK_ENCODING), FALLBACK_ENCODING
 
 
-def read_tweets(lines):
+def read_tweets(lines, first_number=1):
     """One tweet per line (str, or bytes decoded by `decode_line`): strips the line
-    ending, skips blank lines; warns which lines were not UTF-8."""
+    ending, skips blank lines; warns which lines (numbered from `first_number`) were
+    not UTF-8."""
     tweets, fallback = [], []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_number):
         if isinstance(line, bytes):
             line, encoding = decode_line(line)
             if encoding != "utf-8":
@@ -88,6 +90,22 @@ def read_tweets(lines):
         logging.warning("%s %s %s not UTF-8: read as %s.", "Lines" if plural else "Line", shown,
                         "are" if plural else "is", FALLBACK_ENCODING)
     return tweets
+
+
+def line_batches(fd, max_lines=1024):
+    """Lists of the lines (bytes, without their ending) that file descriptor `fd` has
+    ready: each read takes what is waiting, so a line typed or piped in alone is scored
+    at once, and a file or a fast pipe is scored in batches of up to `max_lines`."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, 1 << 16)  # blocks until something is there; b"" at the end
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for start in range(0, len(lines), max_lines):
+            yield lines[start:start + max_lines]
+    if pending:
+        yield [pending]
 
 
 def format_prediction(prediction, output_format="text"):

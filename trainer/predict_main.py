@@ -43,7 +43,7 @@ flags.mark_flag_as_required("model_dir")
 
 
 def _tweets(positional):
-    """The tweets to score, from arguments, --input_file or stdin (in that order)."""
+    """The tweets of the arguments or of --input_file; None: stdin, read as it comes."""
     from trainer import predict
 
     if positional:
@@ -59,9 +59,7 @@ def _tweets(positional):
             )
         with tf.io.gfile.GFile(_INPUT_FILE.value, "rb") as handle:
             return predict.read_tweets(handle.read().split(b"\n"))
-    if sys.stdin.isatty():
-        print("Reading tweets from stdin, one per line; end with Ctrl-D.", file=sys.stderr)
-    return predict.read_tweets(sys.stdin.buffer)
+    return None  # stdin, read as it comes (`_score_stdin`)
 
 
 def main(argv):
@@ -76,14 +74,43 @@ def main(argv):
     # A terminal that cannot show a character gets an escape, not a traceback.
     sys.stdout.reconfigure(errors="backslashreplace")
 
+    if not 0.0 <= _THRESHOLD.value <= 1.0:  # absl's bounds let nan through
+        sys.exit(f"s140-predict: error: Expected --threshold in [0, 1]. Received: {_THRESHOLD.value}.")
     # Load first: a wrong --model_dir fails at once, not after the user typed tweets.
     model = export.load_serving_model(_MODEL_DIR.value)
     tweets = _tweets(argv[1:])
+    if tweets is None:
+        return _score_stdin(model)
     if not tweets:
         logging.warning("No tweets to score.")
         return
-    for prediction in predict.predict(model, tweets, threshold=_THRESHOLD.value):
+    _print(predict.predict(model, tweets, threshold=_THRESHOLD.value))
+
+
+def _score_stdin(model):
+    """Scores stdin as it comes: each line's result as soon as it is read, so the
+    command can sit in a pipe; lines waiting together are scored as one batch."""
+    from trainer import predict
+
+    if sys.stdin.isatty():
+        print("Reading tweets from stdin, one per line; end with Ctrl-D.", file=sys.stderr)
+    number, scored = 1, 0
+    for lines in predict.line_batches(sys.stdin.fileno()):
+        tweets = predict.read_tweets(lines, first_number=number)
+        number += len(lines)
+        if tweets:
+            _print(predict.predict(model, tweets, threshold=_THRESHOLD.value))
+            scored += len(tweets)
+    if not scored:
+        logging.warning("No tweets to score.")
+
+
+def _print(predictions):
+    from trainer import predict
+
+    for prediction in predictions:
         print(predict.format_prediction(prediction, _FORMAT.value))
+    sys.stdout.flush()
 
 
 def _main_with_errors(argv):

@@ -15,6 +15,7 @@ import posixpath
 import numpy as np
 
 from preprocessing._tf import tf
+from trainer import files
 from trainer import slices as slices_lib
 
 LEARNING_CURVES_FILE = "learning_curves.png"
@@ -59,8 +60,7 @@ def write_report(job_dir, *, history, metrics, metadata, settings, slices=None):
     png_path = posixpath.join(job_dir, LEARNING_CURVES_FILE)
     png, why_not = _learning_curves_png(history, title=settings.get("architecture"))
     if png is not None:
-        with tf.io.gfile.GFile(png_path, "wb") as handle:
-            handle.write(png)
+        files.write_atomically(png_path, png)
     else:
         png_path = None
     report_path = posixpath.join(job_dir, REPORT_FILE)
@@ -69,8 +69,7 @@ def write_report(job_dir, *, history, metrics, metadata, settings, slices=None):
         learning_curves=LEARNING_CURVES_FILE if png is not None else None, no_plot_reason=why_not,
         slices=slices,
     )
-    with tf.io.gfile.GFile(report_path, "w") as handle:
-        handle.write(markdown)
+    files.write_atomically(report_path, markdown)
     return {"report": report_path, "learning_curves": png_path}
 
 

@@ -134,8 +134,11 @@ def claim(dirs, record, *, overwrite):
 
     Raises:
       RunMismatchError: run.json holds other settings and `overwrite` is false.
+      files.SymlinkRefused: one of the run's files or folders is a symlink.
     """
     path = posixpath.join(dirs.job_dir, RUN_FILE)
+    own = [posixpath.join(dirs.job_dir, name) for name in (RUN_FILE,) + _JOB_FILES]
+    files.refuse_symlinks(own + [dirs.model_dir, dirs.checkpoint_dir, dirs.log_dir])
     if overwrite:
         delete_run(dirs)
     elif tf.io.gfile.exists(path):

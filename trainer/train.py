@@ -152,7 +152,7 @@ def fit(cfg, run, *, verbose=0):
                 model.load_weights(run_callbacks.best_model_path)
             model_path = posixpath.join(dirs.job_dir if run.chief else run_callbacks.scratch_dir, MODEL_FILE)
             tf.io.gfile.makedirs(posixpath.dirname(model_path))
-            model.save(model_path)
+            files.save_model(model, model_path)
     finally:
         run_callbacks.cleanup()  # a non-chief's scratch directory; nothing for the chief
     logger = run_callbacks.epoch_logger

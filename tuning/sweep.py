@@ -73,6 +73,7 @@ def _search(cfg, run, worker_env, oracle_process):
             )
             heartbeat = contextlib.nullcontext()
             if distributed_worker:
+                processes.authenticate(tuner, worker_env)
                 processes.idle_wait(tuner.oracle)
                 heartbeat = processes.worker_heartbeat(worker_env, cfg.worker_timeout_seconds)
             with heartbeat, processes.watch(oracle_process):

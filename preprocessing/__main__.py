@@ -102,7 +102,7 @@ _USER_ERRORS = (
     ValueError,
     FileNotFoundError,
     outputs.OutputDirNotEmpty,
-    dir_lock.DirectoryLocked,
+    dir_lock.DirectoryError,
     metadata_lib.ErrorRateExceeded,
     metadata_lib.EmptyTrainSplit,
     glove.GloveFormatError,
@@ -127,8 +127,12 @@ BEAM_OPTIONS_FOOTER = (
 
 
 def _parse_flags(argv):
-    """Our flags via absl; everything else is left for Beam (checked strictly there)."""
-    return flags.FLAGS(argv, known_only=True)
+    """Our flags via absl; everything else is left for Beam (checked strictly there).
+    absl shows a custom parser's errors as a traceback: one line here instead."""
+    try:
+        return flags.FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        sys.exit(f"s140-preprocess: error: {error}")
 
 
 def csv_paths(name, values):

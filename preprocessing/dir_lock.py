@@ -33,7 +33,11 @@ STALE_SECONDS = 300
 _GS = "gs://"
 
 
-class DirectoryLocked(RuntimeError):
+class DirectoryError(RuntimeError):
+    """The directory cannot be written by this run (see the subclasses and messages)."""
+
+
+class DirectoryLocked(DirectoryError):
     """Another run holds the directory's lock."""
 
 
@@ -52,6 +56,7 @@ def holding(directory, *, command):
 
     Raises:
       DirectoryLocked: another run holds it.
+      DirectoryError: it names a file, or this process may not write there.
     """
     me = holder(command)
     if directory.startswith(_GS):
@@ -77,18 +82,25 @@ def _refusal(directory, held_by):
 
 
 def _acquire_local(directory, me):
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise DirectoryError(f"Expected {directory} to be a directory (or absent). Received a file.")
     created = not os.path.isdir(directory)
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:  # read-only, no permission, a file on the way, a full disk
+        raise DirectoryError(f"Expected to create the directory {directory}. Received: {error.strerror}.") from None
     path = os.path.join(directory, LOCK_NAME)
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise DirectoryLocked(
+                raise DirectoryError(
                     f"Expected {path} to be the package's lock file. Received a symlink; remove it."
                 ) from None
-            raise
+            raise DirectoryError(
+                f"Expected to write in {directory}. Received: {error.strerror} (the lock file {LOCK_NAME})."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

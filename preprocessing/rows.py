@@ -12,6 +12,7 @@ import csv
 import hashlib
 import typing
 
+from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
 from preprocessing import config
@@ -100,15 +101,29 @@ def file_encoding(path, requested=AUTO):
     if requested != AUTO:
         return requested
     decoder = codecs.getincrementaldecoder(UTF8)()
+    read, utf8_text = 0, False  # bytes before the current chunk; UTF-8 beyond ASCII seen
     with FileSystems.open(path) as handle:  # decompresses .gz and .bz2 by extension
-        try:
-            while True:
-                chunk = handle.read(_CHUNK_BYTES)
+        while True:
+            chunk = handle.read(_CHUNK_BYTES)
+            try:
                 decoder.decode(chunk, final=not chunk)
-                if not chunk:
-                    return UTF8
-        except UnicodeDecodeError:
-            return LATIN1
+            except UnicodeDecodeError as error:
+                if utf8_text or not chunk[: max(error.start, 0)].isascii():
+                    _warn_of_mixed_encodings(path, read + max(error.start, 0))
+                return LATIN1
+            if not chunk:
+                return UTF8
+            utf8_text = utf8_text or not chunk.isascii()
+            read += len(chunk)
+
+
+def _warn_of_mixed_encodings(path, offset):
+    # Seen: a file half UTF-8 and half latin-1 put both "café" and "cafÃ©" in the vocabulary.
+    logging.warning(
+        "%s changes encoding: it holds UTF-8 text beyond ASCII, then bytes that are not UTF-8 (near byte "
+        "%d). It is read as latin-1, so the accents of its UTF-8 part become two characters (café -> "
+        "cafÃ©). Convert it to one encoding, or choose one with --encoding.", path, offset,
+    )
 
 
 def _binary_lines(path):

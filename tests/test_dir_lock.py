@@ -66,10 +66,31 @@ def test_a_symlink_in_place_of_the_lock_is_refused_and_not_followed(tmp_path):
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
     (directory / dir_lock.LOCK_NAME).symlink_to(outside)
-    with pytest.raises(dir_lock.DirectoryLocked, match="Received a symlink"):
+    with pytest.raises(dir_lock.DirectoryError, match="Received a symlink"):
         with dir_lock.holding(str(directory), command="s140-train"):
             pass
     assert outside.read_text() == "keep me"
+
+
+def test_a_file_or_a_read_only_folder_in_place_of_the_directory_is_one_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(dir_lock.DirectoryError, match=r"to be a directory \(or absent\). Received a file."):
+        with dir_lock.holding(str(tmp_path / "a-file"), command="s140-train"):
+            pass
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    # As root, permissions do not stop writes: a private read-only bind mount does.
+    mount = f"mount --bind -o ro {read_only} {read_only}"
+    if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True).returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m)")
+    script = f"from preprocessing import dir_lock\nwith dir_lock.holding({str(read_only / 'job')!r}, command='x'): pass"
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"{mount} && exec {sys.executable} -c \"$0\"", script],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (f"preprocessing.dir_lock.DirectoryError: Expected to create the directory "
+                    f"{read_only / 'job'}. Received: Read-only file system.")
 
 
 # --- Cloud Storage, against the emulator.

@@ -170,3 +170,13 @@ def test_a_user_error_from_a_worker_process_becomes_its_own_message():
         f"print(json.dumps([cli.user_error_from_worker(RuntimeError(t)) for t in {texts!r}]))"
     )
     assert found == ["Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read).", None]
+
+
+def test_a_flag_of_the_wrong_type_is_one_line(tmp_path):
+    # Seen: a 43-line traceback.
+    result = _cli(f"--train_csv={tmp_path / 'x.csv'}", f"--output_dir={tmp_path / 'out'}", "--max_length=abc")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "s140-preprocess: error: flag --max_length=abc: invalid literal for int() with base 10: 'abc'")
+    assert not (tmp_path / "out").exists()
+

@@ -139,3 +139,16 @@ def test_unknown_encoding_is_refused(tmp_path):
     (tmp_path / "a.csv").write_bytes(b"x\n")
     with pytest.raises(ValueError, match=r"Expected --encoding to be one of \['auto', 'latin-1', 'utf-8'\]"):
         rows.file_encoding(str(tmp_path / "a.csv"), "cp1252")
+
+
+def test_a_file_that_changes_encoding_midway_is_warned_about(tmp_path, caplog):
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes("caf\u00e9 ok\n".encode("utf-8") * 3 + "caf\u00e9 later\n".encode("latin-1"))
+    assert rows.file_encoding(str(mixed)) == rows.LATIN1
+    assert f"{mixed} changes encoding: it holds UTF-8 text beyond ASCII, then bytes that are not UTF-8 (near byte 30)" in caplog.text  # 3 x 9 bytes, then "caf"
+    caplog.clear()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("plain ascii first\n".encode() + "caf\u00e9\n".encode("latin-1"))
+    assert rows.file_encoding(str(latin)) == rows.LATIN1
+    assert "changes encoding" not in caplog.text  # latin-1 throughout: nothing mixed
+

@@ -169,6 +169,25 @@ def test_a_fresh_run_replaces_an_old_history(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the rename happened
 
 
+def test_an_empty_or_foreign_history_file_is_named(tmp_path):
+    path = tmp_path / "history.json"
+    for text, received in (("", "an empty file"), ("[1, 2]", "something else")):
+        path.write_text(text)
+        with pytest.raises(files.DamagedFile) as error:
+            callbacks.read_history(str(path))
+        assert str(error.value).startswith(f"Expected {path} to hold a run's history") and received in str(error.value)
+
+
+def test_a_damaged_best_model_is_named_not_a_raw_zipfile_error(tmp_path):
+    path = tmp_path / "best.keras"
+    path.write_bytes(b"PK\x03\x04 half a zip")  # what an in-place save killed midway left
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(files.DamagedFile) as error:
+        train._load_best(model, str(path))
+    assert str(error.value).startswith(f"Expected {path} to hold this run's best model.")
+    assert "pass --overwrite" in str(error.value)
+
+
 def test_throughput_is_the_median_epoch_after_the_first():
     logger = callbacks.EpochLogger(examples_per_epoch=1000)
     assert logger.examples_per_second() is None

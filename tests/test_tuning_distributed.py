@@ -302,3 +302,12 @@ def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
         assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "RUNNING"
     assert oracle.tuner_ids == {"own"}
 
+
+def test_a_starved_oracle_judges_no_worker_silent():
+    # Seen under load: a live worker taken for dead. When the oracle's own poll comes
+    # late, heartbeats that arrived meanwhile may still be queued: no verdict then.
+    assert not oracle_server.starved(previous_poll=100.0, now=101.0, poll_seconds=1.0)
+    assert not oracle_server.starved(previous_poll=100.0, now=102.9, poll_seconds=1.0)
+    assert oracle_server.starved(previous_poll=100.0, now=108.0, poll_seconds=1.0)
+    assert oracle_server.starved(previous_poll=100.0, now=101.5, poll_seconds=0.1)
+

@@ -204,7 +204,7 @@ def main(argv):
 
 # Errors that are certainly the user's to fix: printed as one line, without a traceback.
 _USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
-                dir_lock.DirectoryLocked, files.SymlinkRefused)
+                dir_lock.DirectoryError, files.DamagedFile, files.SymlinkRefused)
 
 
 def _main_with_errors(argv):

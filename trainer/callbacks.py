@@ -39,11 +39,26 @@ EPOCH = "epoch"  # history.json key of the epoch indices (0-based, as Keras coun
 
 
 def read_history(path):
-    """history.json as {"epoch": [...], "loss": [...], ...}; empty dict when absent."""
+    """history.json as {"epoch": [...], "loss": [...], ...}; empty dict when absent.
+
+    Raises:
+      files.DamagedFile: naming the file, when it is empty or not a JSON object.
+    """
     if not tf.io.gfile.exists(path):
         return {}
     with tf.io.gfile.GFile(path, "r") as f:
-        return json.loads(f.read())
+        text = f.read()
+    try:
+        history = json.loads(text)
+    except ValueError:
+        history = None
+    if not isinstance(history, dict):
+        raise files.DamagedFile(
+            f"Expected {path} to hold a run's history (a JSON object of per-epoch lists). Received "
+            f"{'an empty file' if not text.strip() else 'something else'}. The package writes it whole, so "
+            "something else changed it: restore it, or pass --overwrite to start the run afresh."
+        )
+    return history
 
 
 def _records(history):

@@ -30,6 +30,7 @@ from preprocessing import dir_lock  # noqa: E402
 from preprocessing import schema  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
+from trainer import files  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import run_record  # noqa: E402
 from trainer import strategy  # noqa: E402
@@ -90,7 +91,7 @@ def main(argv):
 
 # Errors that are certainly the user's to fix: printed as one line, without a traceback.
 _USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
-                dir_lock.DirectoryLocked)
+                dir_lock.DirectoryError, files.DamagedFile)
 
 
 def _main_with_errors(argv):

@@ -59,6 +59,10 @@ class SymlinkRefused(ValueError):
     """A name the package writes is a symlink."""
 
 
+class DamagedFile(ValueError):
+    """A file the package wrote whole no longer holds what it wrote."""
+
+
 def write_json(path, value):
     """`write_atomically` of `value` as indented, key-sorted JSON."""
     return write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -149,7 +149,7 @@ def fit(cfg, run, *, verbose=0):
             if tf.io.gfile.exists(run_callbacks.best_model_path):
                 # The best val_loss epoch, also when it was reached before a kill and
                 # resume (EarlyStopping can only restore weights it saw in this process).
-                model.load_weights(run_callbacks.best_model_path)
+                _load_best(model, run_callbacks.best_model_path)
             model_path = posixpath.join(dirs.job_dir if run.chief else run_callbacks.scratch_dir, MODEL_FILE)
             tf.io.gfile.makedirs(posixpath.dirname(model_path))
             files.save_model(model, model_path)
@@ -165,6 +165,17 @@ def fit(cfg, run, *, verbose=0):
         epochs_run_this_process=len(logger.train_seconds),
         steps=step_loop.of(model).plan,
     )
+
+
+def _load_best(model, path):
+    try:
+        model.load_weights(path)
+    except Exception as error:  # Keras raises zipfile, h5py and ValueError errors alike
+        raise files.DamagedFile(
+            f"Expected {path} to hold this run's best model. Received a file Keras cannot load "
+            f"({type(error).__name__}: {error}). The package writes it whole, so something else "
+            "changed it: pass --overwrite to train the run afresh."
+        ) from error
 
 
 def finish(cfg, run, trained, *, started):

@@ -172,7 +172,7 @@ _USER_ERRORS = (
     strategy.StrategyError,
     distributed.ClusterSpecError,
     distributed.OracleDied,
-    dir_lock.DirectoryLocked,
+    dir_lock.DirectoryError,
     ValueError,
     FileNotFoundError,
 )

@@ -24,6 +24,15 @@ from tuning import keras_tuner_adapter as kt
 HEARTBEAT_METADATA_KEY = "s140-tuner-id"
 SECRET_METADATA_KEY = "s140-sweep-secret"
 _REAPS_BEFORE_FAILED = 2  # a trial whose worker died this often is not run again
+# A poll that comes this much later than due means this process itself was not running
+# (a loaded machine): heartbeats sent meanwhile may still wait in the server's queue.
+_STARVED_SLACK_SECONDS = 1.0
+
+
+def starved(previous_poll, now, poll_seconds):
+    """Whether the oracle process was starved between two polls, so that its record of
+    heartbeats is stale: a worker must not be judged silent on it."""
+    return now - previous_poll > 2 * poll_seconds + _STARVED_SLACK_SECONDS
 
 
 class _Liveness:
@@ -178,11 +187,17 @@ def serve_oracle(
     server.start()
     logging.info("Oracle listening on %s:%s (worker timeout %.0f s).", host, port, worker_timeout)
     try:
+        previous_poll = time.monotonic()
         while True:
             time.sleep(poll_seconds)
+            now = time.monotonic()
+            late, previous_poll = starved(previous_poll, now, poll_seconds), now
             if parent_pid is not None and os.getppid() != parent_pid:
                 raise RuntimeError(f"The chief's main process {parent_pid} is gone; stopping the oracle.")
             if liveness.fatal:
+                continue
+            if late:  # judge silence at the next poll, once queued heartbeats are served
+                logging.info("Oracle: this process did not run for a while; no worker is judged silent now.")
                 continue
             dead = liveness.silent_workers(worker_timeout)
             if dead:

@@ -10,6 +10,7 @@ there would cut those tweets in two.
 import codecs
 import csv
 import hashlib
+import itertools
 import typing
 
 from absl import logging
@@ -143,6 +144,40 @@ def _binary_lines(path):
             yield number + 1, pending.rstrip(b"\r")
 
 
+# A tweet is at most 280 characters: a quoted field still open after this many physical
+# lines is a stray quote, not a tweet written across lines.
+_MAX_RECORD_LINES = 32
+
+
+def _records(lines):
+    """(number of its first line, bytes) of every CSV record: physical lines joined while
+    a quoted field is open (RFC 4180 allows line breaks inside quotes). Quotes inside a
+    field are doubled, so a record is whole when it holds an even number of quote
+    characters. A quote never closed within _MAX_RECORD_LINES leaves its line a record
+    of its own (rejected later, as it always was) and the lines after it are read anew."""
+    lines = iter(lines)
+    while True:
+        first = next(lines, None)
+        if first is None:
+            return
+        quotes = first[1].count(b'"')
+        if not quotes % 2:  # nearly every line: a whole record
+            yield first
+            continue
+        parts = [first]
+        while quotes % 2 and len(parts) < _MAX_RECORD_LINES:
+            more = next(lines, None)
+            if more is None:
+                break
+            parts.append(more)
+            quotes += more[1].count(b'"')
+        if quotes % 2:
+            yield first
+            lines = itertools.chain(parts[1:], lines)
+        else:
+            yield first[0], b"\n".join(data for _, data in parts)
+
+
 def _decode(data, encoding, number):
     """(text, error): a line that is not valid in `encoding` is shown as latin-1, with why."""
     if encoding == UTF8 and number == 1 and data.startswith(codecs.BOM_UTF8):
@@ -157,15 +192,16 @@ def _decode(data, encoding, number):
 
 
 def read_line_batches(path, role, batch_size, encoding=AUTO):
-    """Yields every non-blank line of one CSV file (local or gs://; .gz and .bz2 are
-    decompressed by extension) in LineBatches of up to `batch_size` lines.
+    """Yields every non-blank record of one CSV file (local or gs://; .gz and .bz2 are
+    decompressed by extension) in LineBatches of up to `batch_size` records, each
+    numbered by the line it starts on.
 
     Args:
       encoding: one of ENCODINGS; "auto" decides per file (see `file_encoding`).
     """
     encoding = file_encoding(path, encoding)
     numbers, texts, errors = [], [], {}
-    for number, data in _binary_lines(path):
+    for number, data in _records(_binary_lines(path)):
         if not data.strip():  # a trailing blank line is not a row
             continue
         text, error = _decode(data, encoding, number)

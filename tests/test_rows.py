@@ -103,6 +103,25 @@ def test_a_bare_cr_inside_a_quoted_tweet_stays_one_row(tmp_path):
     assert (row.tweet_id, row.text) == (1, "one\rtwo")
 
 
+def test_a_quoted_tweet_across_lines_is_one_record_numbered_by_its_first_line(tmp_path):
+    # Seen: the first physical line was kept as the whole tweet and the rest rejected as
+    # wrong_column_count. RFC 4180 allows line breaks inside quotes.
+    path = tmp_path / "f.csv"
+    path.write_bytes(
+        b'"4","1","d","q","u","first line\r\nsecond ""quoted"" line\nthird"\r\n'
+        b'"0","2","d","q","u","plain"\n'
+        b'"0","3","d","q","u","a stray "quote\n'  # never closed: its own line, as before
+        b'"4","4","d","q","u","after"\n'
+    )
+    lines = _lines_of(path)
+    assert [line for line, _, _ in lines] == [1, 4, 5, 6]
+    row = rows.parse_row(raw(lines[0][1]), 0.1)
+    assert (row.tweet_id, row.text) == (1, 'first line\nsecond "quoted" line\nthird')
+    assert rows.parse_row(raw(lines[1][1]), 0.1).text == "plain"
+    assert rows.parse_row(raw(lines[2][1]), 0.1).tweet_id == 3  # read leniently, as before
+    assert rows.parse_row(raw(lines[3][1]), 0.1).tweet_id == 4  # the stray quote ate nothing
+
+
 UTF8_CSV = '\ufeff"4","1","d","q","u","café ☕"\n"0","2","d","q","u","naïve"\n'.encode("utf-8")
 LATIN1_CSV = '"4","1","d","q","u","café"\n"0","2","d","q","u","naïve"\n'.encode("latin-1")
 

@@ -162,6 +162,7 @@ def test_the_reproduce_command_retrains_best_with_the_same_settings(random_sweep
 def _run_cli(args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("CLUSTER_SPEC", None)
+    env.pop("S140_SWEEP_SECRET", None)
     env.pop("TF_CONFIG", None)
     return subprocess.Popen(
         [sys.executable, "-m", "tuning", *args],
@@ -237,6 +238,9 @@ def test_unknown_flags_and_bad_values_fail_the_command(tmp_path):
     process = _run_cli(["--data_dir=x", f"--tuner_dir={tmp_path}", "--role=worker", "--oracle_address=h:1"])
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0 and "--worker_id" in output
+    process = _run_cli(["--data_dir=x", f"--tuner_dir={tmp_path}", "--role=worker", "--oracle_address=h:1", "--worker_id=1"])
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0 and "Expected S140_SWEEP_SECRET to hold the sweep's shared secret" in output
 
 
 def test_budgets():

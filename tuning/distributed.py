@@ -213,13 +213,13 @@ def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None, secret=N
     if not oracle_address:
         raise ClusterSpecError(f"Expected --oracle_address=host:port with --role={role}. Received none.")
     host, port = _split_address(oracle_address, "--oracle_address")
-    _require(secret)
     if role == "chief":
         if worker_id is not None:
             raise ClusterSpecError(
                 f"Expected no --worker_id with --role=chief (its trials run as "
                 f"{tuner_id(PRIMARY_POOL, 0)!r}). Received: {worker_id!r}."
             )
+        _require(secret)  # after the flags: their errors come first
         address = {ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}
         return {
             ORACLE: {TUNER_ID: CHIEF_TUNER_ID, **address},
@@ -230,6 +230,7 @@ def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None, secret=N
     name = f"tuner-{WORKER_POOL}-{worker_id}"
     if CHIEF_TUNER_ID in name:
         raise ClusterSpecError(f"Expected a --worker_id without {CHIEF_TUNER_ID!r}. Received: {worker_id!r}.")
+    _require(secret)
     return {WORKER: {TUNER_ID: name, ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}}
 
 

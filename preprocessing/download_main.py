@@ -18,6 +18,7 @@ from absl import logging
 
 from preprocessing import cli_help
 from preprocessing import download
+from preprocessing import quiet_tf
 
 FETCHABLE = ("sentiment140", "glove")
 NO_GLOVE = "none"
@@ -89,6 +90,10 @@ _FETCHERS = {"sentiment140": _fetch_sentiment140, "glove": _fetch_glove}
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Expected no positional arguments. Received: {argv[1:]}.")
+    # Keras' get_file does the transfer, and Keras loads TensorFlow: without its start-up
+    # lines (seen: CUDA noise before the command's own message), and only now, after the
+    # flags are checked.
+    quiet_tf.import_tensorflow()
     lines, preprocess_flags = [], []
     for what in dict.fromkeys(_WHAT.value):  # keeps order, drops repeats
         logging.info("Fetching %s into %s", what, _CACHE_DIR.value)

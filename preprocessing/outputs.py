@@ -32,9 +32,14 @@ class OutputHoldsInput(ValueError):
 def _created_atomically(path):
     """A writable handle on a temporary name beside `path`, renamed to `path` on success."""
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary, compression_type="uncompressed") as handle:
-        yield handle
-    FileSystems.rename([temporary], [path])
+    try:
+        with FileSystems.create(temporary, compression_type="uncompressed") as handle:
+            yield handle
+        FileSystems.rename([temporary], [path])
+    except BaseException:  # a full disk, a lost connection: no orphan beside the old file
+        with contextlib.suppress(Exception):
+            FileSystems.delete([temporary])
+        raise
 
 
 def write_bytes(path, data):

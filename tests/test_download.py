@@ -237,6 +237,8 @@ def test_cli_download_failure_exits_with_the_message_not_a_traceback(server, tmp
     url = f"{server.base_url}/glove.840B.300d.zip"
     assert f"s140-download: Could not download {url}" in result.stderr
     assert "Traceback" not in result.stderr
+    # Seen: TensorFlow's CUDA and oneDNN start-up lines before the message.
+    assert not [line for line in result.stderr.splitlines() if "cuInit" in line or "oneDNN" in line or "cuda" in line]
 
 
 @pytest.mark.parametrize(

@@ -185,3 +185,29 @@ def test_a_symlink_under_a_files_final_name_is_replaced_not_written_through(tmp_
     assert not (tmp_path / "metrics.json").is_symlink()
     assert files.read_json(str(tmp_path / "metrics.json")) == {"accuracy": 1}
 
+
+def test_a_full_disk_leaves_the_old_file_and_no_orphan(tmp_path):
+    # Seen: a full disk left an orphan "<name>.tmp-*" beside the file. A 64 KiB tmpfs in a
+    # private mount namespace (unshare -m) is a disk that really fills up.
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = f"mount -t tmpfs -o size=64k tmpfs {disk}"
+    if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True).returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m)")
+    script = (
+        "import os, sys\n"
+        "from trainer import files\n"
+        f"path = {str(disk / 'metrics.json')!r}\n"
+        "files.write_json(path, {'old': 1})\n"
+        "try:\n"
+        "    files.write_atomically(path, b'x' * (1 << 20))\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, sorted(os.listdir(os.path.dirname(path))), open(path).read().strip())\n"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && exec {sys.executable} -c \"$0\"", script],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    kind, rest = result.stdout.split(" ", 1)
+    assert kind in ("OSError", "ResourceExhaustedError", "FailedPreconditionError", "InternalError"), result.stdout + result.stderr
+    assert rest.startswith("['metrics.json'] {"), result.stdout  # the old file, whole; no orphan
+    assert '"old": 1' in rest
+

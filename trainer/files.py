@@ -7,6 +7,7 @@ atomic on POSIX; on Cloud Storage an object appears only once its upload complet
 the rename is a server-side copy of a complete object.
 """
 
+import contextlib
 import json
 import os
 import posixpath
@@ -21,9 +22,10 @@ def write_atomically(path, data):
     if directory:
         tf.io.gfile.makedirs(directory)
     temporary = _temporary_name(path)
-    with tf.io.gfile.GFile(temporary, "wb") as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    with _removed_on_failure(temporary):
+        with tf.io.gfile.GFile(temporary, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
     return path
 
 
@@ -31,9 +33,23 @@ def save_model(model, path):
     """`model.save(path)` under a temporary name, then renamed: a kill mid-save leaves
     the previous file whole (Keras saves only to names ending in .keras)."""
     temporary = _temporary_name(path[: -len(".keras")]) + ".keras"
-    model.save(temporary, overwrite=True)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    with _removed_on_failure(temporary):
+        model.save(temporary, overwrite=True)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
     return path
+
+
+@contextlib.contextmanager
+def _removed_on_failure(temporary):
+    """Deletes `temporary` when the block fails (a full disk, a lost connection): what
+    is left is the old file, not an orphan beside it."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if tf.io.gfile.exists(temporary):
+                tf.io.gfile.remove(temporary)
+        raise
 
 
 def _temporary_name(path):

@@ -241,7 +241,12 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     assert oracle.tuner_ids == set() and oracle.ongoing_trials == {}
 
 
-def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
+def test_a_trial_waits_for_the_next_worker_and_fails_after_losing_two(tmp_path):
+    # Seen on a loaded machine: a worker died before the chief's own worker had asked for
+    # a trial, and its trial was marked FAILED for "no worker left". The chief's worker
+    # always comes; the trial must wait for it.
+    import grpc
+
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=1)
     server = threading.Thread(
@@ -250,22 +255,23 @@ def test_a_trial_whose_worker_dies_with_no_one_left_is_marked_failed(tmp_path):
         daemon=True,
     )
     server.start()
-    client = processes.Heartbeat(f"127.0.0.1:{port}", "only", interval=0.1, secret=SECRET)
-    with client:
-        import grpc
-
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        stub = protos.get_service_grpc().OracleStub(channel)
-        trial = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="only"), metadata=AUTH, wait_for_ready=True, timeout=10).trial
-        channel.close()
-    # The heartbeat stopped: the worker is gone. Another worker asks and is told to stop.
-    time.sleep(1.0)
-    assert oracle.trials[trial.trial_id].status == "FAILED"
-    assert "no worker left" in oracle.trials[trial.trial_id].message
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = protos.get_service_grpc().OracleStub(channel)
-    response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="late"), metadata=AUTH, wait_for_ready=True, timeout=10)
-    assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "STOPPED"
+
+    def create(tuner):
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner), metadata=AUTH,
+                                    wait_for_ready=True, timeout=10)
+        return keras_tuner.engine.trial.Trial.from_proto(response.trial)
+
+    taken = []
+    for tuner in ("first", "late"):  # each takes the trial, then dies (its heartbeat stops)
+        with processes.Heartbeat(f"127.0.0.1:{port}", tuner, interval=0.1, secret=SECRET):
+            taken.append(create(tuner))
+        time.sleep(1.0)  # > worker_timeout
+    assert [t.trial_id for t in taken] == ["0", "0"] and taken[1].status == "RUNNING"  # the same trial, again
+    assert oracle.trials["0"].status == "FAILED"
+    assert "again (2 times): not retried" in oracle.trials["0"].message
+    assert create("third").status == "STOPPED"  # budget spent
     channel.close()
     server.join(timeout=10)
     assert not server.is_alive()

@@ -155,10 +155,6 @@ def drop_worker(oracle, tuner):
     return oracle.ongoing_trials.pop(tuner, None)
 
 
-def workers_left(oracle):
-    return bool(oracle.tuner_ids)
-
-
 def requeue_trial(oracle, trial):
     """Queues a dropped worker's trial for the next worker that asks (same id)."""
     oracle._retry_queue.append(trial.trial_id)

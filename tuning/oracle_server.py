@@ -5,8 +5,8 @@ died during a trial: the trial stays "ongoing" and the worker stays registered. 
 oracle here runs `serve_oracle` instead: workers send a heartbeat (a GetSpace call
 tagged with their id, `processes.Heartbeat`) every few seconds, asking for a trial
 counts as one too, and a registered worker silent for longer than `worker_timeout` is
-dropped; its trial is queued again for the other workers (or marked FAILED when no
-worker is left, or when it has already killed two workers). The chief then finishes
+dropped; its trial is queued again for the next worker that asks (the chief's own
+worker always does), or marked FAILED when it has already lost two workers. The chief then finishes
 when the budget is spent. Every process must therefore be an `s140-tune` (a plain
 KerasTuner worker sends no heartbeat and would be dropped during a trial longer than
 the timeout).
@@ -105,18 +105,18 @@ def _reap(oracle, liveness, dead, reason):
             continue
         liveness.reaped[trial.trial_id] += 1
         times = liveness.reaped[trial.trial_id]
-        if kt.workers_left(oracle) and times < _REAPS_BEFORE_FAILED:
+        if times < _REAPS_BEFORE_FAILED:
+            # Queued even when no other worker is registered yet: the chief's own worker
+            # always comes (it runs in the chief's main process, which this process does
+            # not outlive), it may only be slower to start than the worker that died.
+            # Seen on a loaded machine: such a trial marked FAILED for "no worker left".
             kt.requeue_trial(oracle, trial)
             logging.warning(
                 "Oracle: %s %s during trial %s; the trial is queued for another worker.",
                 tuner, reason, trial.trial_id,
             )
             continue
-        message = (
-            f"Worker {tuner} {reason} during this trial ({times} time(s)); no worker left to retry it."
-            if not kt.workers_left(oracle)
-            else f"Worker {tuner} {reason} during this trial, again: not retried."
-        )
+        message = f"Worker {tuner} {reason} during this trial, again ({times} times): not retried."
         kt.fail_trial(oracle, trial, message)
         logging.warning("Oracle: trial %s FAILED: %s", trial.trial_id, message)
     oracle.save()

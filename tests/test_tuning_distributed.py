@@ -193,17 +193,23 @@ def _oracle(tmp_path, max_trials):
     return oracle
 
 
+def _serve(oracle, port, *, worker_timeout, host="127.0.0.1"):
+    """The sweep's oracle served in a thread, as the chief's oracle process serves it."""
+    server = threading.Thread(
+        target=oracle_server.serve_oracle,
+        kwargs=dict(oracle=oracle, host=host, port=port, worker_timeout=worker_timeout, poll_seconds=0.1, secret=SECRET),
+        daemon=True,
+    )
+    server.start()
+    return server
+
+
 def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     import grpc
 
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=2)
-    server = threading.Thread(
-        target=oracle_server.serve_oracle,
-        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=1.0, poll_seconds=0.1, secret=SECRET),
-        daemon=True,
-    )
-    server.start()
+    server = _serve(oracle, port, worker_timeout=1.0)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = protos.get_service_grpc().OracleStub(channel)
     service = protos.get_service()
@@ -249,12 +255,7 @@ def test_a_trial_waits_for_the_next_worker_and_fails_after_losing_two(tmp_path):
 
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=1)
-    server = threading.Thread(
-        target=oracle_server.serve_oracle,
-        kwargs=dict(oracle=oracle, host="127.0.0.1", port=port, worker_timeout=0.5, poll_seconds=0.1, secret=SECRET),
-        daemon=True,
-    )
-    server.start()
+    server = _serve(oracle, port, worker_timeout=0.5)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = protos.get_service_grpc().OracleStub(channel)
 
@@ -283,12 +284,7 @@ def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=1)
     # 127.0.0.2 is loopback too, but another address: the oracle must not answer on 127.0.0.1.
-    server = threading.Thread(
-        target=oracle_server.serve_oracle,
-        kwargs=dict(oracle=oracle, host="127.0.0.2", port=port, worker_timeout=30, poll_seconds=0.1, secret=SECRET),
-        daemon=True,
-    )
-    server.start()
+    server = _serve(oracle, port, worker_timeout=30, host="127.0.0.2")
     request = protos.get_service().CreateTrialRequest(tuner_id="intruder")
     with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:
         stub = protos.get_service_grpc().OracleStub(channel)

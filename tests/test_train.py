@@ -169,25 +169,6 @@ def test_a_fresh_run_replaces_an_old_history(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the rename happened
 
 
-def test_an_empty_or_foreign_history_file_is_named(tmp_path):
-    path = tmp_path / "history.json"
-    for text, received in (("", "an empty file"), ("[1, 2]", "something else")):
-        path.write_text(text)
-        with pytest.raises(files.DamagedFile) as error:
-            callbacks.read_history(str(path))
-        assert str(error.value).startswith(f"Expected {path} to hold a run's history") and received in str(error.value)
-
-
-def test_a_damaged_best_model_is_named_not_a_raw_zipfile_error(tmp_path):
-    path = tmp_path / "best.keras"
-    path.write_bytes(b"PK\x03\x04 half a zip")  # what an in-place save killed midway left
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    with pytest.raises(files.DamagedFile) as error:
-        train._load_best(model, str(path))
-    assert str(error.value).startswith(f"Expected {path} to hold this run's best model.")
-    assert "pass --overwrite" in str(error.value)
-
-
 def test_throughput_is_the_median_epoch_after_the_first():
     logger = callbacks.EpochLogger(examples_per_epoch=1000)
     assert logger.examples_per_second() is None
@@ -209,33 +190,6 @@ def test_early_stopping_patience_carries_over_a_resume(tmp_path):
     stopping.set_model(_Model(0))  # a fresh run ignores the old history
     stopping.on_train_begin()
     assert (stopping.best, stopping.wait) == (None, 0)
-
-
-def test_the_best_model_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
-    path = str(tmp_path / "best.keras")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    best = callbacks.BestModelFile(path, str(tmp_path / "history.json"))
-    best.set_model(model)
-    best.on_train_begin()
-    best.on_epoch_end(0, {"val_loss": 0.5})
-    saved = [w.copy() for w in model.get_weights()]
-    best.on_epoch_end(1, {"val_loss": 0.7})  # worse: not saved
-    best.on_epoch_end(2, {"val_loss": float("nan")})  # never better
-    model.set_weights([w + 1 for w in saved])
-
-    def killed_mid_save(self, filepath, **kwargs):
-        with open(filepath, "wb") as f:
-            f.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt("killed while saving")
-
-    monkeypatch.setattr(keras.Model, "save", killed_mid_save)
-    with pytest.raises(KeyboardInterrupt):
-        best.on_epoch_end(3, {"val_loss": 0.1})
-    monkeypatch.undo()
-    # The kill left the previous best whole: it loads, with epoch 0's weights.
-    reloaded = keras.models.load_model(path)
-    for expected, got in zip(saved, reloaded.get_weights()):
-        np.testing.assert_array_equal(expected, got)
 
 
 # --- A real run.

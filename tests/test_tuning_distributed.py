@@ -284,7 +284,7 @@ def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=1)
     # 127.0.0.2 is loopback too, but another address: the oracle must not answer on 127.0.0.1.
-    server = _serve(oracle, port, worker_timeout=30, host="127.0.0.2")
+    _serve(oracle, port, worker_timeout=30, host="127.0.0.2")  # serves until the process ends (daemon)
     request = protos.get_service().CreateTrialRequest(tuner_id="intruder")
     with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:
         stub = protos.get_service_grpc().OracleStub(channel)

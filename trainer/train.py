@@ -64,6 +64,8 @@ def train(cfg, *, environ=None, verbose=0):
       strategy.StrategyError: the requested distribution cannot be set up.
       run_record.RunMismatchError: the job dir holds a run started with other settings
         (and `cfg.overwrite` is false).
+      dir_lock.DirectoryError: another run writes the job dir, or it cannot be written.
+      files.SymlinkRefused, files.DamagedFile: the job dir's own files are not the run's.
       ValueError: inconsistent settings (e.g. an architecture too large for max_length).
     """
     started = time.perf_counter()

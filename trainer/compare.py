@@ -38,6 +38,8 @@ from trainer import train as train_lib
 COMPARE_FILE = "compare.md"
 COMPARE_JSON = "compare.json"
 CURVES_FILE = "compare_curves.png"
+
+
 def architecture_config(base, architecture, explicit=None):
     """The `TrainConfig` of one architecture's run: `base` with its architecture and
     its own sub-directory of `base.job_dir`; every other setting shared.

@@ -54,3 +54,22 @@ def test_a_damaged_best_model_is_named_not_a_raw_zipfile_error(tmp_path):
         train._load_best(model, str(path))
     assert str(error.value).startswith(f"Expected {path} to hold this run's best model.")
     assert "pass --overwrite" in str(error.value)
+
+
+def test_a_killed_saves_temporary_is_removed_when_the_run_starts_again(tmp_path):
+    # Seen on Cloud Storage: a kill during the save left a whole object under the
+    # temporary name (an upload lands whole), beside best.keras.
+    (tmp_path / "best.tmp-123-0123456789ab.keras").write_bytes(b"whole, but orphaned")
+    (tmp_path / "best.keras").write_bytes(b"kept")
+    (tmp_path / "other.tmp-1-x.keras").write_bytes(b"not ours to judge")
+    best = callbacks.BestModelFile(str(tmp_path / "best.keras"), str(tmp_path / "history.json"))
+    best.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    best.on_train_begin()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "other.tmp-1-x.keras"]
+
+
+def test_only_the_temporaries_of_the_named_file_are_removed(tmp_path):
+    for name in ("history.json", "history.json.tmp-9-0123456789ab", "metrics.json.tmp-9-0123456789ab"):
+        (tmp_path / name).write_text("{}")
+    files.remove_temporaries(str(tmp_path / "history.json"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "metrics.json.tmp-9-0123456789ab"]

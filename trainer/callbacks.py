@@ -157,6 +157,7 @@ class BestModelFile(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         previous = [r[self.monitor] for r in prior_epochs(self.history_path, self.model) if self.monitor in r]
         self.best = min(previous) if previous and tf.io.gfile.exists(self.path) else float("inf")
+        files.remove_temporaries(self.path)  # of a save that a kill cut short
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)

@@ -52,6 +52,16 @@ def _removed_on_failure(temporary):
         raise
 
 
+def remove_temporaries(path):
+    """Deletes what a killed write of `path` left under a temporary name (on Cloud
+    Storage an upload lands whole, so a kill mid-write leaves a whole orphan object).
+    Safe because the directory has one writer, who holds its lock (dir_lock)."""
+    stem, keras_suffix = (path[: -len(".keras")], ".keras") if path.endswith(".keras") else (path, "")
+    for orphan in tf.io.gfile.glob(f"{stem}.tmp-*{keras_suffix}"):
+        with contextlib.suppress(tf.errors.NotFoundError):
+            tf.io.gfile.remove(orphan)
+
+
 def _temporary_name(path):
     # Unique and unguessable: two processes that write one file (a resumed chief and its
     # predecessor's straggler) never share it, and no one can plant a symlink under it

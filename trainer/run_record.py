@@ -139,6 +139,8 @@ def claim(dirs, record, *, overwrite):
     path = posixpath.join(dirs.job_dir, RUN_FILE)
     own = [posixpath.join(dirs.job_dir, name) for name in (RUN_FILE,) + _JOB_FILES]
     files.refuse_symlinks(own + [dirs.model_dir, dirs.checkpoint_dir, dirs.log_dir])
+    for own_path in own:  # what a killed run's writes left under temporary names
+        files.remove_temporaries(own_path)
     if overwrite:
         delete_run(dirs)
     elif tf.io.gfile.exists(path):

@@ -61,6 +61,9 @@ def holding(directory, *, command):
     me = holder(command)
     if directory.startswith(_GS):
         release = _GcsLock(directory, me).acquire()
+    elif "://" in directory:  # another file system Beam or TensorFlow may reach: no lock there
+        logging.warning("No lock on %s: only local paths and gs:// are locked.", directory)
+        release = lambda: None  # noqa: E731
     else:
         release = _acquire_local(directory, me)
     try:

@@ -93,6 +93,14 @@ def test_a_file_or_a_read_only_folder_in_place_of_the_directory_is_one_clear_err
                     f"{read_only / 'job'}. Received: Read-only file system.")
 
 
+def test_another_file_system_is_not_taken_for_a_local_path(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    with dir_lock.holding("hdfs://cluster/runs/job", command="s140-train"):
+        pass
+    assert os.listdir(tmp_path) == []  # no local "hdfs:" folder
+    assert "No lock on hdfs://cluster/runs/job: only local paths and gs:// are locked." in caplog.text
+
+
 # --- Cloud Storage, against the emulator.
 
 

@@ -32,6 +32,7 @@ from preprocessing import counters
 from preprocessing import dir_lock
 from preprocessing import duplicates
 from preprocessing import glove
+from preprocessing import glove_transforms
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
@@ -54,8 +55,8 @@ def build(pipeline, cfg, input_files, glove_dim, pipeline_options_for_metadata):
     vocabulary = batches | "BuildVocabulary" >> transforms.BuildVocabulary(cfg.vocab_size, cfg.min_count)
     embedding = (
         vocabulary
-        | "JoinGlove" >> transforms.JoinGlove(cfg.glove, glove_dim)
-        | "WriteEmbeddings" >> transforms.WriteEmbeddings(out, glove_dim, vocabulary)
+        | "JoinGlove" >> glove_transforms.JoinGlove(cfg.glove, glove_dim)
+        | "WriteEmbeddings" >> glove_transforms.WriteEmbeddings(out, glove_dim, vocabulary)
     )
     split_files = batches | "WriteExamples" >> transforms.WriteExamples(
         out, cfg.max_length, cfg.num_shards, vocabulary

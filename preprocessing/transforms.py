@@ -3,7 +3,7 @@
 Each composite takes and returns PCollections of plain values (LineBatch, RowBatch,
 Rejection, Vocabulary, file paths), so each one is tested alone on a few rows. The work
 per batch lives in small DoFns (`...Fn`) and plain functions: the row stages' here, the
-examples' in examples.py, the GloVe stages' in embedding.py. No stage needs TensorFlow:
+examples' in examples.py. The GloVe composites are in glove_transforms.py. No stage needs TensorFlow:
 the standardizer runs as its pure-Python mirror (text_mirror.py) where one is proven,
 and only otherwise imports TensorFlow, on the worker that needs it.
 
@@ -23,9 +23,7 @@ from absl import logging
 from preprocessing import batch_coder
 from preprocessing import config
 from preprocessing import counters
-from preprocessing import embedding
 from preprocessing import examples
-from preprocessing import glove
 from preprocessing import metadata as metadata_lib
 from preprocessing import outputs
 from preprocessing import rows
@@ -264,59 +262,6 @@ class BuildVocabulary(beam.PTransform):
 def write_vocabulary(vocabulary, output_dir):
     """Writes vocab.txt; returns its path."""
     return outputs.write_text(posixpath.join(output_dir, schema.VOCAB_FILE), vocab_lib.vocab_file_text(vocabulary))
-
-
-class JoinGlove(beam.PTransform):
-    """Vocabulary -> (token, vector) pairs for the vocabulary tokens that the GloVe
-    source `spec` (see glove.kind_of) has: the first copy of a token repeated in the file,
-    and a failed job, naming the lines, when a token's vector holds nan or inf. The file is
-    read by one worker, in order (glove.read_numbered_lines); only the vocabulary's lines
-    are parsed, so that costs little beside the job (`bench/preprocess_bench.py`)."""
-
-    def __init__(self, spec, dim):
-        super().__init__()
-        self._spec, self._dim = spec, dim
-
-    def expand(self, vocabulary):
-        vocabulary_set = beam.pvalue.AsSingleton(vocabulary | "VocabSet" >> beam.Map(embedding.token_set))
-        pbegin = beam.pvalue.PBegin(vocabulary.pipeline)
-        kind = glove.kind_of(self._spec)
-        if kind == "kumo":
-            return (
-                pbegin
-                | "KumoPackage" >> beam.Create([None])
-                | "KumoVectors" >> beam.ParDo(embedding.KumoVectorsFn(), vocabulary_set)
-            )
-        parsed = (
-            pbegin
-            | "GloveFile" >> beam.Create([self._spec])
-            | "GloveLines" >> beam.FlatMap(glove.read_numbered_lines)
-            | "ParseGlove" >> beam.ParDo(embedding.ParseGloveLineFn(self._dim, self._spec), vocabulary_set)
-            .with_outputs(embedding.NON_FINITE, main="vectors")
-        )
-        return (
-            parsed.vectors
-            | "ByToken" >> beam.GroupByKey()
-            | "FirstCopy" >> beam.Map(embedding.first_copy, beam.pvalue.AsList(parsed[embedding.NON_FINITE]), self._spec)
-        )
-
-
-class WriteEmbeddings(beam.PTransform):
-    """(token, vector) pairs -> one dict of embedding statistics, once embeddings.npy
-    (row i = vector of token i of `vocabulary`, a singleton PCollection) is written."""
-
-    def __init__(self, output_dir, dim, vocabulary):
-        super().__init__()
-        self._path = posixpath.join(output_dir, schema.EMBEDDINGS_FILE)
-        self._dim, self._vocabulary = dim, vocabulary
-
-    def expand(self, pairs):
-        return (
-            pairs
-            | "GloveToDict" >> beam.combiners.ToDict()
-            | "WriteMatrix"
-            >> beam.Map(embedding.write_embeddings, beam.pvalue.AsSingleton(self._vocabulary), self._dim, self._path)
-        )
 
 
 def paths_of_split(written, split):

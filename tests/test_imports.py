@@ -4,7 +4,7 @@ that cloud/ can import their names and `s140-preprocess --help` starts fast."""
 import subprocess
 import sys
 
-MODULES = ("config", "schema", "counters", "metadata", "transforms", "pipeline", "examples", "embedding")
+MODULES = ("config", "schema", "counters", "metadata", "transforms", "pipeline", "examples", "embedding", "glove_transforms")
 
 
 def test_preprocessing_modules_import_without_tensorflow():

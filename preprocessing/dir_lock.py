@@ -72,6 +72,12 @@ def holding(directory, *, command):
         release()
 
 
+def symlinks_among(paths):
+    """The local `paths` that are symlinks, sorted: a writer must not write or delete
+    through them (object stores have none)."""
+    return sorted(path for path in paths if "://" not in path and os.path.islink(path))
+
+
 def _refusal(directory, held_by):
     who = (f"{held_by.get('command', 'a run')} (host {held_by.get('host')}, pid {held_by.get('pid')}, "
            f"started {held_by.get('started')})") if held_by else "another run"

@@ -28,8 +28,11 @@ class Duplicates(typing.NamedTuple):
 def example_ids(batch):
     """(tweet ids, whether each is a test example) of a RowBatch's examples (neutral
     test rows are not examples)."""
-    pairs = [(tweet_id, split == "test") for split, tweet_id in zip(batch.splits, batch.tweet_ids) if split is not None]
-    return np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=bool)
+    ids = np.fromiter(
+        (tweet_id for split, tweet_id in zip(batch.splits, batch.tweet_ids) if split is not None), dtype=np.int64
+    )
+    is_test = np.fromiter((split == "test" for split in batch.splits if split is not None), dtype=bool)
+    return ids, is_test
 
 
 class FindDuplicatesFn(beam.CombineFn):

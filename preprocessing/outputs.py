@@ -100,9 +100,8 @@ def refuse_inputs_inside(directory, inputs):
 
 def _refuse_symlinks(directory):
     # A symlinked `train/` would have the job delete and write files outside the directory.
-    if "://" in directory:
-        return  # object stores have no symlinks
-    linked = sorted(name for name in _OWN_FILES + _OWN_DIRS if os.path.islink(os.path.join(directory, name)))
+    own = {posixpath.join(directory, name): name for name in _OWN_FILES + _OWN_DIRS}
+    linked = [own[path] for path in dir_lock.symlinks_among(own)]
     if linked:
         raise OutputDirNotEmpty(
             f"Expected the job's own files and folders in --output_dir {directory}. Received symlinks in "

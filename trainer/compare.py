@@ -56,7 +56,7 @@ def architecture_config(base, architecture, explicit=None):
 
 def finished(cfg, metadata):
     """Whether `cfg`'s job dir holds a finished run of exactly `cfg` (`run_record.finished`)."""
-    return run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams()))
+    return run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams())) is not None
 
 
 def train_architectures(base, architectures, *, explicit=None, environ=None, verbose=0):

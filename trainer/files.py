@@ -13,6 +13,7 @@ import os
 import posixpath
 import uuid
 
+from preprocessing import dir_lock
 from preprocessing._tf import tf
 
 
@@ -73,7 +74,7 @@ def _temporary_name(path):
 def refuse_symlinks(paths):
     """Raises SymlinkRefused when any of the local `paths` the package writes is a
     symlink: it would write or delete through it, outside the directory."""
-    linked = sorted(path for path in paths if "://" not in path and os.path.islink(path))
+    linked = dir_lock.symlinks_among(paths)
     if linked:
         raise SymlinkRefused(
             f"Expected the package's own files and folders at {linked}. Received symlinks there. Remove "

@@ -105,9 +105,9 @@ def _finished_before(cfg):
     if not tf.io.gfile.exists(posixpath.join(cfg.job_dir, METRICS_FILE)):
         return None  # the common case, without reading the data's metadata
     metadata = data_lib.read_metadata(cfg.data_dir)
-    if not run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams())):
+    metrics = run_record.finished(cfg.job_dir, run_record.record_of(cfg, metadata, cfg.resolved_hparams()))
+    if metrics is None:
         return None
-    metrics = files.read_json(posixpath.join(cfg.job_dir, METRICS_FILE))
     logging.info(
         "%s already holds this run, finished after %d epoch(s); nothing to train. Pass a larger "
         "--epochs to train it further, or --overwrite to train it afresh.", cfg.job_dir, metrics["epochs_run"],

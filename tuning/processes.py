@@ -166,10 +166,14 @@ class Heartbeat:
 
 def worker_heartbeat(worker_env, worker_timeout):
     """The heartbeat of a distributed worker (a context manager)."""
-    address = f"{worker_env[distributed.ORACLE_IP]}:{worker_env[distributed.ORACLE_PORT]}"
     return Heartbeat(
-        address, worker_env[distributed.TUNER_ID], heartbeat_interval(worker_timeout), worker_env[distributed.SECRET]
+        _oracle_address(worker_env), worker_env[distributed.TUNER_ID], heartbeat_interval(worker_timeout),
+        worker_env[distributed.SECRET],
     )
+
+
+def _oracle_address(worker_env):
+    return f"{worker_env[distributed.ORACLE_IP]}:{worker_env[distributed.ORACLE_PORT]}"
 
 
 def secret_metadata(secret):
@@ -179,7 +183,7 @@ def secret_metadata(secret):
 
 def authenticate(tuner, worker_env):
     """Makes a distributed worker's calls to the oracle carry the sweep's secret."""
-    kt.authenticate_client(tuner.oracle, secret_metadata(worker_env[distributed.SECRET]))
+    kt.authenticate_client(tuner.oracle, _oracle_address(worker_env), secret_metadata(worker_env[distributed.SECRET]))
 
 
 def idle_wait(oracle, seconds=1.0):

@@ -27,6 +27,7 @@ import apache_beam as beam
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
+from preprocessing import beam_loopback
 from preprocessing import beam_options
 from preprocessing import counters
 from preprocessing import dir_lock
@@ -139,8 +140,11 @@ def run(cfg, beam_args=(), default_beam_args=()):
                      "vocabulary, joins GloVe %s (dim %d) and writes %s; workers log rows done every %gs",
                      len(input_files), cfg.glove, glove_dim, cfg.output_dir, counters.PROGRESS_SECONDS)
         # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
-        with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
-            build(pipeline, cfg, input_files, glove_dim, visible_options)
+        # A local job's worker services listen on loopback only (on Dataflow the launcher
+        # opens none of them).
+        with beam_loopback.local_services_on_loopback():
+            with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
+                build(pipeline, cfg, input_files, glove_dim, visible_options)
         final_counters = counters.final_values(pipeline.result)
         logging.info("Stage 3/3: the job ended after %.0fs; reading back %s", time.monotonic() - started,
                      schema.METADATA_FILE)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -115,6 +116,32 @@ def test_a_job_dir_refuses_another_architecture_and_overwrite_starts_afresh(samp
     assert (metrics["epochs_run"], metrics["epochs_run_this_process"]) == (2, 1)
     assert json.loads((job_dir / "history.json").read_text())["epoch"] == [0, 1]
     assert json.loads((job_dir / "run.json").read_text())["epochs"] == 2
+
+
+def test_a_damaged_backup_is_named_and_a_failed_continuation_is_not_finished(sample_data_dir, tmp_path):
+    job_dir = tmp_path / "job"
+    gap = _cfg(sample_data_dir, job_dir, architecture="gap", hparams={"dense_units": 8}, epochs=2)
+    train.train(gap, environ={})
+    backup = job_dir / "checkpoints" / "backup"
+    kept = tmp_path / "kept"
+    shutil.copytree(backup, kept)
+    assert sorted(p.name for p in backup.iterdir()) == [
+        "latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json", "training_metadata.json.bkp"
+    ]
+    # Both copies of the weights cut short: nothing to resume from, said by name, twice:
+    # the failed start of a 3-epoch run must not leave the job dir looking finished at 3.
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        (backup / name).write_bytes((kept / name).read_bytes()[:1000])
+    for _ in range(2):
+        with pytest.raises(files.DamagedFile, match=f"Expected a backup to resume from in {backup}.*--overwrite"):
+            train.train(dataclasses.replace(gap, epochs=3), environ={})
+    # A damaged epoch file: the previous epoch's pair is restored, and epoch 2 runs again.
+    shutil.rmtree(backup)
+    shutil.copytree(kept, backup)
+    (backup / "training_metadata.json").write_text('{"epo')
+    metrics = train.train(dataclasses.replace(gap, epochs=3), environ={})
+    assert (metrics["epochs_run"], metrics["epochs_run_this_process"]) == (3, 2)
+    assert json.loads((job_dir / "history.json").read_text())["epoch"] == [0, 1, 2]
 
 
 def _env():

@@ -93,6 +93,7 @@ def test_every_process_of_a_cluster_has_a_unique_worker_id_and_one_oracle(spec):
     ]
     ids = [e["worker"][ID] for e in envs]
     assert len(set(ids)) == len(ids)
+    assert all(distributed.is_worker_id(i) for i in ids)  # the oracle serves them
     assert not [i for i in ids if "chief" in i]
     assert sum("oracle" in e for e in envs) == 1
     addresses = {(e["worker"][IP], e["worker"][PORT]) for e in envs}
@@ -156,6 +157,8 @@ def test_local_roles_from_flags():
         distributed.local_keras_tuner_env("chief")
     with pytest.raises(distributed.ClusterSpecError, match="chief"):
         distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="chief2", secret=SECRET)
+    with pytest.raises(distributed.ClusterSpecError, match="without spaces"):
+        distributed.local_keras_tuner_env("worker", oracle_address="h:1", worker_id="a b", secret=SECRET)
 
 
 def test_s140_submit_names_the_same_variable():
@@ -207,6 +210,8 @@ def _serve(oracle, port, *, worker_timeout, host="127.0.0.1"):
 def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
     import grpc
 
+    DIES, LIVES = "tuner-workerpool1-dies", "tuner-workerpool1-lives"
+
     port = _free_port()
     oracle = _oracle(tmp_path, max_trials=2)
     server = _serve(oracle, port, worker_timeout=1.0)
@@ -226,19 +231,19 @@ def test_a_silent_worker_is_dropped_and_its_trial_runs_elsewhere(tmp_path):
         trial.status = "COMPLETED"
         stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), metadata=AUTH, timeout=10)
 
-    heartbeat("dies")
-    lost = create("dies")  # and never heard of again
-    alive = processes.Heartbeat(f"127.0.0.1:{port}", "lives", interval=0.2, secret=SECRET)
+    heartbeat(DIES)
+    lost = create(DIES)  # and never heard of again
+    alive = processes.Heartbeat(f"127.0.0.1:{port}", LIVES, interval=0.2, secret=SECRET)
     with alive:
-        first = create("lives")
+        first = create(LIVES)
         assert {lost.trial_id, first.trial_id} == {"0", "1"}
         time.sleep(1.5)  # > worker_timeout: "dies" is dropped, its trial queued again
         finish(first, 0.5)
-        again = create("lives")
+        again = create(LIVES)
         assert again.trial_id == lost.trial_id
         assert again.hyperparameters.values == lost.hyperparameters.values
         finish(again, 0.7)
-        assert create("lives").status == "STOPPED"  # budget spent
+        assert create(LIVES).status == "STOPPED"  # budget spent
     server.join(timeout=10)
     assert not server.is_alive()  # the chief finished although "dies" never came back
     channel.close()
@@ -265,14 +270,14 @@ def test_a_trial_waits_for_the_next_worker_and_fails_after_losing_two(tmp_path):
         return keras_tuner.engine.trial.Trial.from_proto(response.trial)
 
     taken = []
-    for tuner in ("first", "late"):  # each takes the trial, then dies (its heartbeat stops)
+    for tuner in ("tuner-workerpool1-first", "tuner-workerpool1-late"):  # each takes the trial, then dies (its heartbeat stops)
         with processes.Heartbeat(f"127.0.0.1:{port}", tuner, interval=0.1, secret=SECRET):
             taken.append(create(tuner))
         time.sleep(1.0)  # > worker_timeout
     assert [t.trial_id for t in taken] == ["0", "0"] and taken[1].status == "RUNNING"  # the same trial, again
     assert oracle.trials["0"].status == "FAILED"
     assert "again (2 times): not retried" in oracle.trials["0"].message
-    assert create("third").status == "STOPPED"  # budget spent
+    assert create("tuner-workerpool1-third").status == "STOPPED"  # budget spent
     channel.close()
     server.join(timeout=10)
     assert not server.is_alive()
@@ -285,7 +290,7 @@ def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
     oracle = _oracle(tmp_path, max_trials=1)
     # 127.0.0.2 is loopback too, but another address: the oracle must not answer on 127.0.0.1.
     _serve(oracle, port, worker_timeout=30, host="127.0.0.2")  # serves until the process ends (daemon)
-    request = protos.get_service().CreateTrialRequest(tuner_id="intruder")
+    request = protos.get_service().CreateTrialRequest(tuner_id="tuner-workerpool1-intruder")
     with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:
         stub = protos.get_service_grpc().OracleStub(channel)
         for metadata in ((), ((oracle_server.SECRET_METADATA_KEY, "x" * 32),)):
@@ -300,9 +305,40 @@ def test_the_oracle_serves_only_its_sweep_on_the_address_given(tmp_path):
         assert unreachable.value.code() == grpc.StatusCode.UNAVAILABLE
     with grpc.insecure_channel(f"127.0.0.2:{port}") as channel:  # the sweep's own worker
         stub = protos.get_service_grpc().OracleStub(channel)
-        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="own"), metadata=AUTH, timeout=10)
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="tuner-workerpool1-own"), metadata=AUTH, timeout=10)
         assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "RUNNING"
-    assert oracle.tuner_ids == {"own"}
+    assert oracle.tuner_ids == {"tuner-workerpool1-own"}
+
+
+def test_the_oracle_refuses_an_unknown_tuner_or_trial_id(tmp_path):
+    import grpc
+
+    port = _free_port()
+    oracle = _oracle(tmp_path, max_trials=2)
+    _serve(oracle, port, worker_timeout=30)  # serves until the process ends (daemon)
+    service = protos.get_service()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = protos.get_service_grpc().OracleStub(channel)
+        # A plain KerasTuner worker's id ("tuner0"), an empty one, one the oracle's own.
+        for tuner in ("tuner0", "", "chief", "tuner-workerpool1-chief"):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.CreateTrial(service.CreateTrialRequest(tuner_id=tuner), metadata=AUTH, wait_for_ready=True, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"Received: {tuner!r}" in refused.value.details()
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetSpace(service.GetSpaceRequest(), metadata=((oracle_server.HEARTBEAT_METADATA_KEY, tuner), *AUTH), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert oracle.trials == {} and oracle.tuner_ids == set()  # nothing handed out
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.UpdateTrial(service.UpdateTrialRequest(trial_id="7", metrics={"score": 1.0}), metadata=AUTH, timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND and "Received: '7'" in unknown.value.details()
+        trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="7", status="COMPLETED")
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), metadata=AUTH, timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        response = stub.CreateTrial(service.CreateTrialRequest(tuner_id="tuner-workerpool1-2"), metadata=AUTH, timeout=10)
+        assert response.trial.status  # a known id is served
+    assert oracle.tuner_ids == {"tuner-workerpool1-2"} and list(oracle.trials) == ["0"]
 
 
 def test_a_starved_oracle_judges_no_worker_silent():

@@ -167,7 +167,52 @@ class BestModelFile(keras.callbacks.Callback):
         files.save_model(self.model, self.path)
 
 
-class RestoreFromChiefBackup(keras.callbacks.BackupAndRestore):
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, with a damaged backup reported by name.
+
+    With `double_checkpoint`, Keras falls back to the previous epoch's copy when the
+    latest weights cannot be opened (a kill during their save), but not when the
+    epoch file (training_metadata.json) is damaged, and when neither copy can be read
+    h5py's or json's error ended the run. Here a damaged epoch file also falls back to
+    the previous pair, and what cannot be restored is a `files.DamagedFile` naming
+    the backup and what to do.
+    """
+
+    def on_train_begin(self, logs=None):
+        # Only the chief keeps two copies (double_checkpoint); a worker never writes here.
+        damaged = self.double_checkpoint and _damaged_json(self._training_metadata_path)
+        if damaged and _holds_json(self._prev_training_metadata_path):
+            logging.warning("%s is damaged; resuming from the previous epoch's backup.", self._training_metadata_path)
+            for previous, latest in ((self._prev_weights_path, self._weights_path),
+                                     (self._prev_training_metadata_path, self._training_metadata_path)):
+                tf.io.gfile.copy(previous, latest, overwrite=True)
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as error:
+            if not self.model.built:
+                raise  # Keras' own "build the model first": a bug here, not a damaged file
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise files.DamagedFile(
+                f"Expected a backup to resume from in {self.backup_dir}. Received files that cannot be "
+                f"read ({reason}). Pass --overwrite to train this run afresh, or restore that folder."
+            ) from error
+
+
+def _damaged_json(path):
+    """Whether `path` exists but does not hold JSON."""
+    return tf.io.gfile.exists(path) and not _holds_json(path)
+
+
+def _holds_json(path):
+    try:
+        with tf.io.gfile.GFile(path, "r") as f:
+            json.loads(f.read())
+    except (ValueError, tf.errors.NotFoundError):
+        return False
+    return True
+
+
+class RestoreFromChiefBackup(Backup):
     """A non-chief worker's BackupAndRestore: restores the chief's backup (so all
     workers resume at the same epoch) but saves to its own throw-away directory."""
 
@@ -288,7 +333,7 @@ def make_callbacks(
         # delete_checkpoint=False: a finished run keeps its last epoch, so a larger
         # --epochs continues from it rather than from the first epoch.
         callbacks.append(
-            keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True, delete_checkpoint=False)
+            Backup(chief_backup, double_checkpoint=True, delete_checkpoint=False)
         )
     else:
         callbacks.append(RestoreFromChiefBackup(chief_backup, posixpath.join(scratch, BACKUP_DIR)))

@@ -39,9 +39,9 @@ _JOB_FILES = (
 )
 # Settings that may differ between runs of one job directory (see the module docstring).
 MAY_DIFFER = ("epochs", "early_stopping_patience", "steps_per_execution", "jit_compile")
-# Of those, the ones that change only how the steps are dispatched: a finished run is
-# finished whatever they are now.
-DISPATCH_ONLY = ("steps_per_execution", "jit_compile")
+# Of those, the stopping rules, as a finished run's metrics.json records them (by their
+# run.json names); the others change only how the steps are dispatched.
+_FINISHED_WITH = {"epochs": "epochs_requested", "early_stopping_patience": "early_stopping_patience"}
 # Settings newer than some run.json files, with the values that reproduce what an older
 # run trained (the seed's): absent from an older record, these values are no difference,
 # so a job dir started before them still resumes.
@@ -105,23 +105,25 @@ def differences(recorded, current):
 
 
 def finished(job_dir, record):
-    """Whether `job_dir` holds a finished run of exactly `record` (`record_of`): metrics.json
-    written, and run.json equal in every setting that changes what or how long it trains."""
+    """metrics.json of the finished run of exactly `record` (`record_of`) in `job_dir`, or
+    None: metrics.json written, and run.json equal in every setting that changes what or
+    how long it trains."""
     from trainer import callbacks  # here: callbacks is heavier and needs nothing from this module
 
     run_path, metrics_path = posixpath.join(job_dir, RUN_FILE), posixpath.join(job_dir, METRICS_FILE)
     if not (tf.io.gfile.exists(metrics_path) and tf.io.gfile.exists(run_path)):
-        return False
-    recorded = files.read_json(run_path)
-    if differences(recorded, record):
-        return False
-    if any(recorded.get(name) != record[name] for name in MAY_DIFFER if name not in DISPATCH_ONLY):
-        return False
+        return None
+    if differences(files.read_json(run_path), record):
+        return None
+    # Not run.json's epochs: run.json is rewritten when a run starts, and a run with a
+    # larger --epochs that failed before its end would otherwise pass for finished.
+    metrics = files.read_json(metrics_path)
+    if any(metrics.get(key) != record[name] for name, key in _FINISHED_WITH.items()):
+        return None
     # A later run of the same settings in that directory, killed before its end,
     # continued history.json beside the earlier run's metrics.json.
-    metrics = files.read_json(metrics_path)
     history = callbacks.read_history(posixpath.join(job_dir, callbacks.HISTORY_FILE))
-    return metrics.get("epochs_run") == len(history.get(callbacks.EPOCH, []))
+    return metrics if metrics.get("epochs_run") == len(history.get(callbacks.EPOCH, [])) else None
 
 
 def claim(dirs, record, *, overwrite):

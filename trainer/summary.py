@@ -79,6 +79,7 @@ class RunSummary:
             "xla_flags": run.xla_flags,
             "learning_rate": cfg.learning_rate,
             "epochs_requested": cfg.epochs,
+            "early_stopping_patience": cfg.early_stopping_patience,
             "epochs_run": self.epochs_run,
             "epochs_run_this_process": self.epochs_run_this_process,
             "best_epoch": self.best_epoch,

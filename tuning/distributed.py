@@ -29,6 +29,7 @@ project) see; by hand, set the same value for the chief and every worker.
 import contextlib
 import json
 import os
+import re
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
@@ -117,6 +118,16 @@ def tuner_id(task_type, index):
             f"oracle). Received task type {task_type!r}."
         )
     return name
+
+
+# Every id `tuner_id` and `local_keras_tuner_env` give: the oracle serves no other.
+_WORKER_ID = re.compile(r"tuner-workerpool\d+-\S+")
+
+
+def is_worker_id(name):
+    """Whether `name` is the id of a trial-running process of this package (an
+    s140-tune, which sends heartbeats), e.g. "tuner-workerpool1-3"."""
+    return bool(_WORKER_ID.fullmatch(name or "")) and CHIEF_TUNER_ID not in name
 
 
 def sweep_secret(environ):
@@ -228,8 +239,10 @@ def local_keras_tuner_env(role, *, oracle_address=None, worker_id=None, secret=N
     if worker_id is None or str(worker_id) == "":
         raise ClusterSpecError("Expected --worker_id (unique per worker) with --role=worker. Received none.")
     name = f"tuner-{WORKER_POOL}-{worker_id}"
-    if CHIEF_TUNER_ID in name:
-        raise ClusterSpecError(f"Expected a --worker_id without {CHIEF_TUNER_ID!r}. Received: {worker_id!r}.")
+    if not is_worker_id(name):
+        raise ClusterSpecError(
+            f"Expected a --worker_id without spaces or {CHIEF_TUNER_ID!r}. Received: {worker_id!r}."
+        )
     _require(secret)
     return {WORKER: {TUNER_ID: name, ORACLE_IP: host, ORACLE_PORT: port, SECRET: secret}}
 

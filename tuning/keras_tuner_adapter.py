@@ -10,7 +10,6 @@ module and its tests (tests/test_tuning_adapter.py fails on any other version).
 """
 
 import importlib.metadata
-import os
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
@@ -182,13 +181,18 @@ def ended_trials(oracle):
 # --- gRPC: the oracle's servicer and a worker's heartbeat.
 
 
-def servicer(oracle, *, metadata_key, on_sign_of_life, on_trial_created, on_trial_ended, on_fatal):
-    """KerasTuner's oracle servicer, with hooks.
+def servicer(oracle, *, metadata_key, known_tuner, on_sign_of_life, on_trial_created, on_trial_ended, on_fatal):
+    """KerasTuner's oracle servicer, with hooks and checks.
+
+    A call naming a tuner id that `known_tuner` refuses (INVALID_ARGUMENT), or a trial
+    the oracle never created (NOT_FOUND), gets an error with a message: KerasTuner's
+    own servicer would register any id, or fail with a bare KeyError.
 
     Args:
       oracle: the oracle to serve.
       metadata_key: the gRPC metadata key of a heartbeat (a GetSpace call tagged with
         the worker's id).
+      known_tuner: a predicate on tuner ids; ids it refuses are not served.
       on_sign_of_life: called with a tuner id on each heartbeat and trial request.
       on_trial_created: called with (tuner id, trial) after each CreateTrial.
       on_trial_ended: called after each EndTrial.
@@ -202,14 +206,29 @@ def servicer(oracle, *, metadata_key, on_sign_of_life, on_trial_created, on_tria
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
+    import grpc
+
+    def check_tuner(tuner, context):
+        if not known_tuner(tuner):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expected the id of one of this sweep's s140-tune workers (tuner-workerpoolN-ID). Received: {tuner!r}.",
+            )
+
+    def check_trial(trial_id, context):
+        if trial_id not in oracle.trials:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Expected a trial id of this sweep. Received: {trial_id!r}.")
+
     class Servicer(oracle_chief.OracleServicer):
         def GetSpace(self, request, context):
             tuner = dict(context.invocation_metadata() or ()).get(metadata_key)
-            if tuner:
+            if tuner is not None:
+                check_tuner(tuner, context)
                 on_sign_of_life(tuner)
             return super().GetSpace(request, context)
 
         def CreateTrial(self, request, context):
+            check_tuner(request.tuner_id, context)
             on_sign_of_life(request.tuner_id)
             trial = oracle_module.synchronized(create_trial_or_wait)(self.oracle, request.tuner_id)
             if trial.status == TrialStatus.STOPPED:
@@ -217,7 +236,16 @@ def servicer(oracle, *, metadata_key, on_sign_of_life, on_trial_created, on_tria
             on_trial_created(request.tuner_id, trial)
             return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
+        def UpdateTrial(self, request, context):
+            check_trial(request.trial_id, context)
+            return super().UpdateTrial(request, context)
+
+        def GetTrial(self, request, context):
+            check_trial(request.trial_id, context)
+            return super().GetTrial(request, context)
+
         def EndTrial(self, request, context):
+            check_trial(request.trial.trial_id, context)
             try:
                 response = super().EndTrial(request, context)
             except RuntimeError as error:
@@ -250,10 +278,11 @@ def heartbeat_call(channel):
     return call
 
 
-def authenticate_client(oracle_client, metadata):
+def authenticate_client(oracle_client, address, metadata):
     """Makes a worker's OracleClient send `metadata` ((key, value) pairs: the sweep's
     secret) with every call: KerasTuner's client opens a plain channel of its own, so
-    its stub is rebuilt on the same address through an interceptor that adds them."""
+    its stub is rebuilt on the oracle's `address` (host:port) through an interceptor
+    that adds them."""
     import grpc
     from keras_tuner.src import protos
 
@@ -262,7 +291,6 @@ def authenticate_client(oracle_client, metadata):
             details = details._replace(metadata=tuple(details.metadata or ()) + tuple(metadata))
             return continuation(details, request)
 
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     channel = grpc.intercept_channel(grpc.insecure_channel(address), _AddMetadata())
     oracle_client.stub = protos.get_service_grpc().OracleStub(channel)
 

@@ -9,7 +9,8 @@ dropped; its trial is queued again for the next worker that asks (the chief's ow
 worker always does), or marked FAILED when it has already lost two workers. The chief then finishes
 when the budget is spent. Every process must therefore be an `s140-tune` (a plain
 KerasTuner worker sends no heartbeat and would be dropped during a trial longer than
-the timeout).
+the timeout), and the oracle refuses any other tuner id (`distributed.is_worker_id`),
+as it refuses a trial id it never created.
 """
 
 import collections
@@ -19,6 +20,7 @@ import time
 
 from absl import logging
 
+from tuning import distributed
 from tuning import keras_tuner_adapter as kt
 
 HEARTBEAT_METADATA_KEY = "s140-tuner-id"
@@ -172,6 +174,7 @@ def serve_oracle(
     servicer = kt.servicer(
         oracle,
         metadata_key=HEARTBEAT_METADATA_KEY,
+        known_tuner=distributed.is_worker_id,
         on_sign_of_life=liveness.sign_of_life,
         on_trial_created=liveness.trial_created,
         on_trial_ended=liveness.log_progress,

@@ -44,6 +44,7 @@ COPY --from=beam /opt/apache/beam /opt/apache/beam
 
 WORKDIR /opt/s140
 COPY setup.py constraints.txt ./
+COPY common ./common
 COPY preprocessing ./preprocessing
 COPY trainer ./trainer
 COPY tuning ./tuning

@@ -17,8 +17,10 @@ $(BIN)/.installed: setup.py
 demo: $(BIN)/.installed
 	$(BIN)/python -m trainer.demo --demo_dir=$(DEMO_DIR)
 
+# One test process per core (at most 4: each holds TensorFlow, ~1.5 GiB); the tests
+# that time things hold under that load.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 tests
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

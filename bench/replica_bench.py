@@ -76,9 +76,9 @@ def ours(data_dir, architecture, replicas, jit_compile="auto"):
 def built(data_dir, architecture, replicas, jit_compile="auto"):
     """(model, run, steps a turn): s140-train's set-up and model, its loop re-installed
     to count a turn's steps as an epoch."""
-    from trainer import config, run as run_lib, step_loop, strategy as strategy_lib
+    from trainer import config, run as run_lib, step_loop, tensorflow_adapter
 
-    strategy_lib.fresh_collective_keys()  # one process, many strategies (see its docstring)
+    tensorflow_adapter.fresh_collective_keys()  # one process, many strategies (see its docstring)
     job_dir = tempfile.mkdtemp(prefix="s140-replica-bench-")
     cfg = config.TrainConfig(
         data_dir=data_dir, job_dir=job_dir, architecture=architecture, batch_size=PER_REPLICA_BATCH,
@@ -121,14 +121,14 @@ def turn_timer(model, feed, steps, global_batch):
 def single_machine(data_dir, architectures, rounds):
     import tensorflow as tf
 
-    from trainer import data, strategy as strategy_lib
+    from trainer import data, tensorflow_adapter
 
     contract = data.load_contract(data_dir)
     print("| architecture | Keras fit, 2 replicas (ex/s) | s140, 2 replicas | s140, 1 device | "
           "2 replicas / Keras | 2 replicas / 1 device | not input-bound, 2 replicas | not input-bound, 1 device |")
     print("|---|---|---|---|---|---|---|---|")
     for architecture in architectures:
-        strategy_lib.fresh_collective_keys()
+        tensorflow_adapter.fresh_collective_keys()
         mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         two, two_real, two_none, two_steps = ours(data_dir, architecture, 2)
         one, one_real, one_none, one_steps = ours(data_dir, architecture, 1)
@@ -184,7 +184,7 @@ def bound(data_dir, architectures, rounds):
     step could gain over Keras' fit on this machine."""
     import tensorflow as tf
 
-    from trainer import data, strategy as strategy_lib
+    from trainer import data, tensorflow_adapter
 
     contract = data.load_contract(data_dir)
     print("| architecture | full step, 2 replicas / 1 device | forward+backward alone, 2 replicas / 1 device | "
@@ -197,7 +197,7 @@ def bound(data_dir, architectures, rounds):
             turns[("full", replicas)] = turn_timer(model, real, steps[replicas], replicas * PER_REPLICA_BATCH)
             model, real, _, _ = ours(data_dir, architecture, replicas)
             turns[("compute", replicas)] = turn_timer(compute_only(model), real, steps[replicas], replicas * PER_REPLICA_BATCH)
-        strategy_lib.fresh_collective_keys()
+        tensorflow_adapter.fresh_collective_keys()
         mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         plain, plain_feed = keras_plain(data_dir, contract, architecture, mirrored)
         turns[("keras", 2)] = turn_timer(plain, plain_feed, steps[2], 2 * PER_REPLICA_BATCH)

@@ -29,12 +29,11 @@ from cloud import commands as vertex_commands
 from cloud import dataflow
 from cloud import machines
 from cloud import staging
-from cloud import storage
 from cloud import vertex
+from common import cli
 
 _DEFAULT_VERTEX_MACHINE = "n1-standard-8"
 _DEFAULT_DATAFLOW_MACHINE = "n1-standard-4"
-_USER_ERRORS = (arguments.SpecError, storage.StorageUriError, dataflow.LaunchError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -216,16 +215,16 @@ def main(argv=None, *, out=None, credentials=None, run_command=subprocess.call, 
     ours, job_args = arguments.split_job_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(ours)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    try:
-        if args.command == "preprocess":
-            return _preprocess(args, job_args, now, out, run_command, credentials)
-        if args.command in vertex_commands.COMMANDS:
-            return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials,
-                                       job_config=_job_config, stage=_staging_plan, upload=_upload)
-        return _vertex_job(args, job_args, now, out, credentials)
-    except _USER_ERRORS as error:
-        print(f"s140-submit: error: {error}", file=sys.stderr)
-        return 2
+    return cli.guarded("s140-submit", _dispatch, args, job_args, now, out, run_command, credentials)
+
+
+def _dispatch(args, job_args, now, out, run_command, credentials):
+    if args.command == "preprocess":
+        return _preprocess(args, job_args, now, out, run_command, credentials)
+    if args.command in vertex_commands.COMMANDS:
+        return vertex_commands.run(args, job_args, now=now, out=out, credentials=credentials,
+                                   job_config=_job_config, stage=_staging_plan, upload=_upload)
+    return _vertex_job(args, job_args, now, out, credentials)
 
 
 def run():

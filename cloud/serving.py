@@ -30,6 +30,7 @@ _ENDPOINT_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/endpoints/[^/]+")
 # Placeholders in a dry run for names the API assigns when an earlier request finishes.
 UPLOADED_MODEL = "{uploaded model}"
 CREATED_ENDPOINT = "{created endpoint}"
+OPERATION_TIMEOUT_SECONDS = 3600  # how long deploy waits for each long-running operation
 
 
 def serving_image(region, *, gpu=False):
@@ -108,7 +109,7 @@ def find_endpoint(display_name, *, project, region, credentials=None, endpoint=N
     return None
 
 
-def deploy(upload, deploy_request, *, endpoint_request=None, region, credentials=None, endpoint=None, timeout=3600):
+def deploy(upload, deploy_request, *, endpoint_request=None, region, credentials=None, endpoint=None):
     """Sends the requests in order; returns {"model": name, "endpoint": name, "deployed_model_id": id}.
 
     Args:
@@ -117,7 +118,6 @@ def deploy(upload, deploy_request, *, endpoint_request=None, region, credentials
         given) endpoint are placeholders, filled in from the earlier responses.
       endpoint_request: a `create_endpoint_request`, or None to deploy to
         deploy_request["endpoint"] as it is.
-      timeout: seconds to wait for each long-running operation.
     """
     upload_proto = api_clients.to_proto("UploadModelRequest", upload)
     create_proto = api_clients.to_proto("CreateEndpointRequest", endpoint_request) if endpoint_request else None
@@ -126,12 +126,13 @@ def deploy(upload, deploy_request, *, endpoint_request=None, region, credentials
     def make(service):
         return api_clients.client(service, region, credentials=credentials, endpoint=endpoint)
 
-    model_name = make("ModelServiceClient").upload_model(request=upload_proto).result(timeout=timeout).model
+    wait = OPERATION_TIMEOUT_SECONDS
+    model_name = make("ModelServiceClient").upload_model(request=upload_proto).result(timeout=wait).model
     endpoint_name = deploy_request["endpoint"]
     if create_proto is not None:
-        endpoint_name = make("EndpointServiceClient").create_endpoint(request=create_proto).result(timeout=timeout).name
+        endpoint_name = make("EndpointServiceClient").create_endpoint(request=create_proto).result(timeout=wait).name
     filled = {**deploy_request, "endpoint": endpoint_name,
               "deployedModel": {**deploy_request["deployedModel"], "model": model_name}}
     request = api_clients.to_proto("DeployModelRequest", filled)
-    response = make("EndpointServiceClient").deploy_model(request=request).result(timeout=timeout)
+    response = make("EndpointServiceClient").deploy_model(request=request).result(timeout=wait)
     return {"model": model_name, "endpoint": endpoint_name, "deployed_model_id": response.deployed_model.id}

@@ -12,9 +12,8 @@ policy, never hand-written HTTP:
   appears only when its upload completes: a single-request (multipart) upload either
   lands whole or not at all, and a resumable upload becomes an object only when its last
   chunk is finalised. An upload interrupted mid-stream therefore leaves nothing behind.
-  On top of that each upload is checked: the library sends/compares a CRC32C, and
-  `upload_file` compares the object's size and CRC32C with the local file's and deletes
-  the object (that generation only) when they differ.
+  Each upload's CRC32C is checked by the library (`checksum="auto"`: the server checks
+  a single-request upload, the library compares a resumable one's at its end).
 
 The package's own jobs do not come through here: the Beam job reads and writes gs://
 through Beam's FileSystems, and the trainer and tuner through TensorFlow's file system.
@@ -30,6 +29,8 @@ import posixpath
 
 from absl import logging
 
+from common import errors
+
 GS_PREFIX = "gs://"
 # Resumable uploads send chunks of this size (a multiple of 256 KiB, as the API
 # requires); files up to the library's multipart limit (8 MiB) go in one request.
@@ -37,15 +38,11 @@ DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 _READ_BLOCK = 1024 * 1024
 
 
-class StorageUriError(ValueError):
+class StorageUriError(errors.UserError, ValueError):
     """A location is not the gs:// URI that was expected."""
 
 
-class UploadVerificationError(RuntimeError):
-    """An upload finished but the object differs from the local bytes (it was deleted)."""
-
-
-class ObjectExistsError(FileExistsError):
+class ObjectExistsError(errors.UserError, FileExistsError):
     """A create-only write found an object under the name already."""
 
 
@@ -166,10 +163,8 @@ def upload_stream(
     *,
     size=None,
     overwrite=False,
-    content_type=None,
     chunk_size=DEFAULT_CHUNK_SIZE,
     client=None,
-    retry=None,
 ):
     """Uploads a binary stream to one object, atomically and with conditional retries.
 
@@ -180,11 +175,8 @@ def upload_stream(
         anything else as a resumable upload in `chunk_size` chunks.
       overwrite: replace an existing object (conditionally on its current generation);
         when False an existing object makes the write fail with ObjectExistsError.
-      content_type: the object's content type (default application/octet-stream).
       chunk_size: resumable chunk size, a multiple of 256 KiB.
       client: a storage.Client (default: `make_client()`).
-      retry: override of the write's retry policy (default: retry on transient errors,
-        which is safe because every write carries an ifGenerationMatch condition).
 
     Returns:
       An `ObjectInfo` of the new object.
@@ -205,10 +197,9 @@ def upload_stream(
         blob.upload_from_file(
             stream,
             size=size,
-            content_type=content_type,
             if_generation_match=generation_match,
             checksum="auto",  # multipart: the server checks; resumable: compared at the end
-            retry=retry if retry is not None else write_retry,
+            retry=write_retry,  # safe: every write carries an ifGenerationMatch condition
         )
     except exceptions.PreconditionFailed as error:
         raise ObjectExistsError(
@@ -219,44 +210,20 @@ def upload_stream(
     return ObjectInfo(str(target), int(blob.size), blob.crc32c, int(blob.generation))
 
 
-def upload_file(local_path, gs_uri, *, overwrite=False, content_type=None, chunk_size=DEFAULT_CHUNK_SIZE,
-                client=None, retry=None):
-    """Uploads one local file to `gs_uri` and verifies the object's size and CRC32C.
+def upload_file(local_path, gs_uri, *, overwrite=False, client=None):
+    """Uploads one local file to `gs_uri`.
 
     See `upload_stream` for the arguments and the atomicity and retry guarantees.
 
     Raises:
       FileNotFoundError: `local_path` does not exist.
-      UploadVerificationError: the object's size or CRC32C differ from the file's (the
-        object is deleted before raising).
     """
     if not os.path.isfile(local_path):
-        raise FileNotFoundError(f"Expected a local file to upload. Received: {local_path!r} (not found).")
-    size = os.path.getsize(local_path)
-    expected_crc = crc32c_of_file(local_path)
-    client = _client(client)
+        raise errors.MissingInput(f"Expected a local file to upload. Received: {local_path!r} (not found).")
     with open(local_path, "rb") as handle:
-        info = upload_stream(
-            handle, gs_uri, size=size, overwrite=overwrite, content_type=content_type,
-            chunk_size=chunk_size, client=client, retry=retry,
-        )
-    _verify(info, size, expected_crc, client)
+        info = upload_stream(handle, gs_uri, size=os.path.getsize(local_path), overwrite=overwrite, client=client)
     logging.info("Uploaded %s -> %s (%d bytes, crc32c %s)", local_path, info.uri, info.size, info.crc32c)
     return info
-
-
-def _verify(info, size, crc32c, client):
-    if info.size == size and info.crc32c == crc32c:
-        return
-    target = parse_gs_uri(info.uri)
-    blob = client.bucket(target.bucket).blob(target.name)
-    read_retry, _ = _retry_policies()
-    # Delete exactly the generation this upload made, never a newer one.
-    blob.delete(if_generation_match=info.generation, retry=read_retry)
-    raise UploadVerificationError(
-        f"Expected {info.uri} to hold {size} bytes with crc32c {crc32c}. Received: {info.size} "
-        f"bytes with crc32c {info.crc32c}; the object was deleted. Retry the upload."
-    )
 
 
 def matching_object(gs_uri, local_path, *, client=None):

@@ -6,4 +6,4 @@ import importlib.util
 # preprocessing.config stay free of TensorFlow, and a missing TensorFlow still gets the
 # message naming the [cpu] and [gpu] extras rather than keras' bare ModuleNotFoundError.
 if importlib.util.find_spec("tensorflow") is None:
-    from preprocessing import _tf  # noqa: F401
+    from common.quiet_tf import tf  # noqa: F401

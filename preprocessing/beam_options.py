@@ -9,6 +9,8 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from common import errors
+
 _LOCAL_RUNNERS = (None, "DirectRunner", "direct")
 _WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")
 # Each worker process holds its share of every stage's input (the FnApiRunner hands a
@@ -17,7 +19,7 @@ _WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")
 MAX_DEFAULT_WORKERS = 8
 
 
-class UnknownFlagError(ValueError):
+class UnknownFlagError(errors.UserError, ValueError):
     pass
 
 

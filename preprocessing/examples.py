@@ -2,8 +2,7 @@
 
 The DoFns of the WriteExamples stage (preprocessing/transforms.py). Neither imports
 TensorFlow: the token ids come from a dict, the records from example_wire.py and the
-shards from tfrecord_file.py, so the job's workers run without it. `split_tokens` is
-the TensorFlow split that readers of the `text` feature make (tests compare the two).
+shards from tfrecord_file.py, so the job's workers run without it.
 """
 
 import collections
@@ -21,19 +20,11 @@ from preprocessing import schema
 from preprocessing import tfrecord_file
 
 
-def split_tokens(standardized):
-    """RaggedTensor of the tokens of standardized strings (a list or a string tensor): the
-    split on " " that every reader of the `text` feature makes (the serving model's
-    TextVectorization splits on whitespace, and the standardizer leaves single spaces only)."""
-    from preprocessing._tf import tf
-
-    return tf.strings.split(tf.convert_to_tensor(standardized, dtype=tf.string), sep=" ")
-
-
 def padded_token_ids(texts, token_ids, max_length):
     """int64 [len(texts), max_length]: the id of each token of each standardized text
     (`token_ids` maps a token to its id; others are UNK_ID), post-padded with PAD_ID and
-    post-truncated, as the lookup of split_tokens(texts) padded by RaggedTensor.to_tensor.
+    post-truncated, as TensorFlow's split of the texts on " ", looked up and padded by
+    RaggedTensor.to_tensor, would give (tests/test_tfrecord_file.py checks it).
 
     One split of the joined texts and one dict lookup a token, then NumPy places them:
     the standardizer leaves single spaces between tokens and no empty text reaches here."""

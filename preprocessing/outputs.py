@@ -14,17 +14,18 @@ import uuid
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing import dir_lock
+from common import dir_lock
+from common import errors
 from preprocessing.schema import (
     EMBEDDINGS_FILE, METADATA_FILE, REJECTED_DIR, SPLITS, UNCOVERED_IDS_FILE, VOCAB_FILE,
 )
 
 
-class OutputDirNotEmpty(FileExistsError):
+class OutputDirNotEmpty(errors.UserError, FileExistsError):
     pass
 
 
-class OutputHoldsInput(ValueError):
+class OutputHoldsInput(errors.UserError, ValueError):
     pass
 
 

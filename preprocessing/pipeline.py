@@ -27,10 +27,12 @@ import apache_beam as beam
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing import beam_loopback
+from common import dir_lock
+from common import errors
+from common import standardizers
+from preprocessing import beam_adapter
 from preprocessing import beam_options
 from preprocessing import counters
-from preprocessing import dir_lock
 from preprocessing import duplicates
 from preprocessing import glove
 from preprocessing import glove_transforms
@@ -87,12 +89,12 @@ def expand_inputs(cfg):
         for pattern in patterns:
             matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
             if not matched:
-                raise FileNotFoundError(
+                raise errors.MissingInput(
                     f"Expected --{role}_csv {pattern!r} to match at least one file. Received no match."
                 )
             for path in matched:
                 if roles.get(path, role) != role:
-                    raise ValueError(
+                    raise errors.SettingError(
                         f"Expected every input file to be either --train_csv or --test_csv. Received "
                         f"{path!r} as both (test rows would leak into training). Name it under one flag."
                     )
@@ -142,7 +144,7 @@ def run(cfg, beam_args=(), default_beam_args=()):
         # Leaving the block runs the job and waits for it; pipeline.result then has its metrics.
         # A local job's worker services listen on loopback only (on Dataflow the launcher
         # opens none of them).
-        with beam_loopback.local_services_on_loopback():
+        with beam_adapter.local_services_on_loopback():
             with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
                 build(pipeline, cfg, input_files, glove_dim, visible_options)
         final_counters = counters.final_values(pipeline.result)
@@ -169,7 +171,7 @@ def _input_paths(cfg, input_files):
 def _log_standardizer(cfg):
     """Logs the standardizer of the job; warns when it is not the one the GloVe source's
     name calls for (an explicit --standardizer wins: the user may know better)."""
-    suggested = glove.standardizer_for(cfg.glove)
+    suggested = standardizers.standardizer_for(cfg.glove)
     if cfg.standardizer_name == suggested:
         logging.info("Standardizer %s (%s)", cfg.standardizer_name,
                      "chosen by --standardizer" if cfg.standardizer else f"the one --glove={cfg.glove} calls for")

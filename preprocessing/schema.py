@@ -9,6 +9,9 @@ what it found, before any TFRecord is opened.
 import json
 import posixpath
 
+from common import errors
+from common import standardizers
+
 SCHEMA_VERSION = 1
 
 METADATA_FILE = "metadata.json"  # written last: its presence means the directory is complete
@@ -47,13 +50,13 @@ REQUIRED_METADATA_KEYS = (
 )
 
 
-class ContractError(ValueError):
+class ContractError(errors.UserError, ValueError):
     """A data directory does not hold what the contract promises."""
 
 
 def feature_spec(max_length):
     """The `tf.io.parse_example` spec of one record."""
-    from preprocessing._tf import tf  # local: the Beam job uses this module on workers without parsing
+    from common.quiet_tf import tf  # local: the Beam job uses this module on workers without parsing
 
     return {
         TOKEN_IDS: tf.io.FixedLenFeature([max_length], tf.int64),
@@ -112,9 +115,7 @@ def validate_metadata(metadata, *, source="metadata.json"):
 def standardizer_of(metadata):
     """The name of the standardizer the data was made with; metadata.json written before
     there was a choice has no name and was made with the default."""
-    from preprocessing import config
-
-    return metadata.get("standardizer", config.DEFAULT_STANDARDIZER)
+    return metadata.get("standardizer", standardizers.DEFAULT_STANDARDIZER)
 
 
 def check_standardizer(metadata, *, source="metadata.json"):

@@ -3,7 +3,7 @@
 The same function runs in the Beam job (on batches), in tf.data and inside the exported
 serving model, so training and serving cannot tokenize differently. Its output is the
 tokens joined by single spaces; splitting on " " gives the tokens. Change any rule and
-bump its version in config.STANDARDIZER_VERSIONS: metadata.json records it and the trainer refuses a mismatch.
+bump its version in standardizers.STANDARDIZER_VERSIONS: metadata.json records it and the trainer refuses a mismatch.
 
 The rules aim at GloVe 6B's vocabulary (Wikipedia + Gigaword, lower-cased, Stanford
 tokenizer): it splits "don't" into "do" "n't", keeps "!", "?", "..." as tokens, and has
@@ -12,17 +12,17 @@ no tokens for links or user names. Its name is "glove6b"; "twitter"
 holds both by name, the name metadata.json and the export record.
 """
 
-# TensorFlow first, through _tf (quietly): keras would import it on its own otherwise.
-from preprocessing._tf import tf  # isort: skip
+# TensorFlow first, through common.quiet_tf (quietly): keras would import it on its own otherwise.
+from common.quiet_tf import tf  # isort: skip
 
 import typing  # noqa: E402
 
 import keras  # noqa: E402
 
-from preprocessing import config  # noqa: E402
+from common import standardizers  # noqa: E402
 
 # 2: control characters (NUL included) become spaces before lower-casing.
-STANDARDIZER_VERSION = config.STANDARDIZER_VERSIONS[config.GLOVE6B_STANDARDIZER]
+STANDARDIZER_VERSION = standardizers.STANDARDIZER_VERSIONS[standardizers.GLOVE6B_STANDARDIZER]
 
 # tf.strings.lower(encoding="utf-8") stops at a NUL, dropping the rest of the tweet
 # ("great\x00 awful" -> "great"); regex_replace does not. Control characters are never
@@ -97,7 +97,7 @@ def _standardize_batch(texts):
     return standardize(texts)
 
 
-def standardize_batch(texts, standardizer=config.DEFAULT_STANDARDIZER):
+def standardize_batch(texts, standardizer=standardizers.DEFAULT_STANDARDIZER):
     """Standardizes a list of Python strings; returns a list of Python strings.
 
     Runs the traced graph once per batch: the Beam job calls this with thousands of
@@ -113,7 +113,7 @@ def standardize_batch(texts, standardizer=config.DEFAULT_STANDARDIZER):
 
 # --- The registry: every standardizer by the name metadata.json records.
 
-DEFAULT_STANDARDIZER = config.DEFAULT_STANDARDIZER
+DEFAULT_STANDARDIZER = standardizers.DEFAULT_STANDARDIZER
 
 from preprocessing import text_twitter  # noqa: E402  (imports nothing of this module)
 
@@ -133,9 +133,9 @@ def _standardize_twitter_batch(texts):
 STANDARDIZERS = {
     standardizer.name: standardizer
     for standardizer in (
-        Standardizer(config.GLOVE6B_STANDARDIZER, STANDARDIZER_VERSION, standardize, _standardize_batch),
+        Standardizer(standardizers.GLOVE6B_STANDARDIZER, STANDARDIZER_VERSION, standardize, _standardize_batch),
         Standardizer(
-            config.TWITTER_STANDARDIZER,
+            standardizers.TWITTER_STANDARDIZER,
             text_twitter.TWITTER_STANDARDIZER_VERSION,
             text_twitter.standardize_twitter,
             _standardize_twitter_batch,

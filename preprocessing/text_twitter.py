@@ -12,7 +12,7 @@ vocabulary, so these rules give them their trained vectors instead of random one
 Like the default standardizer (preprocessing/text.py) it is TF string ops (RE2), so one
 function runs in Beam, tf.data and the serving model, its output is tokens joined by
 single spaces, and standardizing standardized text changes nothing. Change any rule and
-bump its version in config.STANDARDIZER_VERSIONS.
+bump its version in standardizers.STANDARDIZER_VERSIONS.
 
 Where this differs from the script, it is on purpose:
 - Special tokens are always tokens of their own ("kindle2" -> "kindle <number>"), and a
@@ -30,14 +30,14 @@ Where this differs from the script, it is on purpose:
   contractions are split the way Stanford's tokenizer splits them ("do n't", "it 's").
 """
 
-# TensorFlow first, through _tf (quietly): keras would import it on its own otherwise.
-from preprocessing._tf import tf  # isort: skip
+# TensorFlow first, through common.quiet_tf (quietly): keras would import it on its own otherwise.
+from common.quiet_tf import tf  # isort: skip
 
 import keras  # noqa: E402
 
-from preprocessing import config  # noqa: E402
+from common import standardizers  # noqa: E402
 
-TWITTER_STANDARDIZER_VERSION = config.STANDARDIZER_VERSIONS[config.TWITTER_STANDARDIZER]
+TWITTER_STANDARDIZER_VERSION = standardizers.STANDARDIZER_VERSIONS[standardizers.TWITTER_STANDARDIZER]
 
 # The special tokens, also the names evaluation slices look for.
 LINK_TOKEN = "<url>"

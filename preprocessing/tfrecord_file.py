@@ -51,14 +51,14 @@ def framed(records):
     return b"".join(pieces)
 
 
-def gzip_member(records, compression_level=COMPRESSION_LEVEL):
+def gzip_member(records):
     """One gzip member holding `records` as TFRecord frames, or b"" for no records:
     TensorFlow's reader stops at a member that inflates to nothing, so an empty member
     would hide every record after it. The same records give the same bytes on every run
     (zlib writes mtime 0)."""
     if not records:
         return b""
-    compressor = zlib.compressobj(compression_level, zlib.DEFLATED, _GZIP_WINDOW_BITS)
+    compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, _GZIP_WINDOW_BITS)
     return compressor.compress(framed(records)) + compressor.flush()
 
 

@@ -20,8 +20,8 @@ import typing
 import apache_beam as beam
 from absl import logging
 
+from common import standardizers
 from preprocessing import batch_coder
-from preprocessing import config
 from preprocessing import counters
 from preprocessing import examples
 from preprocessing import metadata as metadata_lib
@@ -120,14 +120,14 @@ class ParseAndStandardizeFn(beam.DoFn):
 
     REJECTED = "rejected"
 
-    def __init__(self, val_fraction, keep_positions=False, standardizer=config.DEFAULT_STANDARDIZER):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=standardizers.DEFAULT_STANDARDIZER):
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
-        self._standardizer = standardizer  # a name of config.STANDARDIZER_NAMES
+        self._standardizer = standardizer  # a name of standardizers.STANDARDIZER_NAMES
         self._standardize_batch = None
         self._progress = None
 
     def setup(self):
-        name, version = self._standardizer, config.STANDARDIZER_VERSIONS[self._standardizer]
+        name, version = self._standardizer, standardizers.STANDARDIZER_VERSIONS[self._standardizer]
         with_tensorflow = functools.partial(_tensorflow_standardize_batch, standardizer=name)
         mirror = text_mirror.mirror_for(name, version)
         if mirror is None:
@@ -182,7 +182,7 @@ class ParseAndStandardize(beam.PTransform):
     With keep_positions the RowBatches carry their source and line numbers; `standardizer`
     names one of text.STANDARDIZERS."""
 
-    def __init__(self, val_fraction, keep_positions=False, standardizer=config.DEFAULT_STANDARDIZER):
+    def __init__(self, val_fraction, keep_positions=False, standardizer=standardizers.DEFAULT_STANDARDIZER):
         super().__init__()
         self._val_fraction, self._keep_positions = val_fraction, keep_positions
         self._standardizer = standardizer

@@ -43,7 +43,9 @@ def _fresh_collective_keys():
     """Each MirroredStrategy made in one process starts its collective keys at the same
     base, so a second strategy's all-reduce collides with the first one's
     (tensorflow/tensorflow#62790). TensorFlow's own tests move the base per strategy."""
-    tf.distribute.MirroredStrategy._collective_key_base += 100_000
+    from trainer import tensorflow_adapter
+
+    tensorflow_adapter.fresh_collective_keys()
 
 
 @pytest.fixture(scope="session")

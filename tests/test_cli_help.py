@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import sys
 
-from preprocessing import cli_help
+from common import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOISE = ("oneDNN", "cuInit", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")
@@ -25,11 +25,11 @@ def _noise(stderr):
 
 
 def test_help_requested_stops_at_the_positional_marker():
-    assert cli_help.help_requested(["--data_dir=x", "--help"])
-    assert cli_help.help_requested(["-h"]) and cli_help.help_requested(["--helpshort"])
-    assert not cli_help.help_requested(["--data_dir=x"])
-    assert not cli_help.help_requested(["--", "--help"])
-    assert not cli_help.help_requested(["--helpfull"])  # absl's full list stays absl's
+    assert cli.help_requested(["--data_dir=x", "--help"])
+    assert cli.help_requested(["-h"]) and cli.help_requested(["--helpshort"])
+    assert not cli.help_requested(["--data_dir=x"])
+    assert not cli.help_requested(["--", "--help"])
+    assert not cli.help_requested(["--helpfull"])  # absl's full list stays absl's
 
 
 def _sections(text):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-import image_recipe  # tests/: what the Dockerfile and constraints.txt say
+from support import image_recipe  # what the Dockerfile and constraints.txt say
 
 yaml = pytest.importorskip("yaml", reason="the test extra installs pyyaml")
 
@@ -123,14 +123,14 @@ def test_dockerfile_runs_the_entrypoint_on_tf_2_21_gpu():
     for source in copied:
         assert os.path.exists(os.path.join(REPO, source)), source
     # The packages the image copies are exactly the ones setup.py ships, and their pins.
-    assert copied == {"setup.py", "constraints.txt", "preprocessing", "trainer", "tuning", "cloud"}
+    assert copied == {"setup.py", "constraints.txt", "common", "preprocessing", "trainer", "tuning", "cloud"}
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
     with open(os.path.join(REPO, ".dockerignore")) as handle:
         patterns = {line.strip() for line in handle if line.strip() and not line.startswith("#")}
     assert {".venv", "runs", "demo", ".git", "**/__pycache__", "*.egg-info"} <= patterns
-    assert not patterns & {"cloud", "trainer", "tuning", "preprocessing", "setup.py", "constraints.txt"}
+    assert not patterns & {"common", "cloud", "trainer", "tuning", "preprocessing", "setup.py", "constraints.txt"}
 
 
 def _dockerfile():
@@ -158,7 +158,7 @@ def test_default_command_prints_the_trainers_flags_and_exits_0():
 def test_constraints_pin_every_image_requirement_and_leave_tensorflow_to_the_base_image():
     from packaging.utils import canonicalize_name
 
-    import freeze_constraints  # tests/: how constraints.txt is made
+    from support import freeze_constraints  # how constraints.txt is made
 
     pins = image_recipe.pins()
     assert all(name == canonicalize_name(name) and version for name, version in pins.items())

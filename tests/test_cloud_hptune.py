@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from vertex_stand_in import anonymous, parse_strictly, run_cli, stand_in  # noqa: F401  (fixtures)
+from support.vertex_stand_in import anonymous, parse_strictly, run_cli, stand_in  # noqa: F401  (fixtures)
 
 from cloud import __main__ as cli
 from cloud import arguments

@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from vertex_stand_in import anonymous, stand_in  # noqa: F401  (fixtures)
+from support.vertex_stand_in import anonymous, stand_in  # noqa: F401  (fixtures)
 
 from cloud import __main__ as cli
 from cloud import hptune

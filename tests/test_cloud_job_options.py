@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from vertex_stand_in import run_cli
+from support.vertex_stand_in import run_cli
 
 from cloud import job_options
 

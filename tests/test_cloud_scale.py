@@ -3,11 +3,11 @@
 The job body is what `s140-submit ... --dry_run` prints; for each replica of it the
 container's entry point runs here (the Dockerfile's ENTRYPOINT, `python3 -m
 cloud.entrypoint <args from the spec>`) with the image's ENV (from the Dockerfile) and
-the environment Vertex would set (tests/vertex_replicas.py): CLUSTER_SPEC and TF_CONFIG
+the environment Vertex would set (tests/support/vertex_replicas.py): CLUSTER_SPEC and TF_CONFIG
 naming localhost ports, AIP_MODEL_DIR/AIP_CHECKPOINT_DIR/AIP_TENSORBOARD_LOG_DIR under
 tmp_path. The interpreter is the image's: a fresh venv installed by the Dockerfile's own
 pip install line from constraints.txt, the package non-editable, nothing of this
-checkout on Python's path (tests/container_venv.py; the substitutions for the base
+checkout on Python's path (tests/support/container_venv.py; the substitutions for the base
 image are listed there). The only substitution in the job: its gs:// data directory
 becomes the local sample data directory. Dataflow starts the same image with Beam's boot
 flags; a stand-in boot loader shows that the entry point hands them over unchanged.
@@ -25,10 +25,10 @@ import pytest
 
 from cloud import __main__ as cli
 
-import container_venv  # tests/: the image's venv
-import image_recipe  # tests/: what the Dockerfile and constraints.txt say
-import vertex_replicas  # tests/: Vertex's part in starting replicas
-from container_venv import image_python  # noqa: F401 (a fixture)
+from support import container_venv  # the image's venv
+from support import image_recipe  # what the Dockerfile and constraints.txt say
+from support import vertex_replicas  # Vertex's part in starting replicas
+from support.container_venv import image_python  # noqa: F401 (a fixture)
 
 DATA_URI = "gs://s140-bucket/data"
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
@@ -77,9 +77,9 @@ def test_image_venv_passes_pip_check_with_constraints_pins(image_python, tmp_pat
 
 
 def test_constraints_are_what_the_fresh_image_venv_freezes_to(image_python):
-    # tests/freeze_constraints.py, run in the image's venv: no requirement of the image
+    # tests/support/freeze_constraints.py, run in the image's venv: no requirement of the image
     # is left unpinned, and constraints.txt pins nothing the image does not install.
-    result = subprocess.run([str(image_python), os.path.join(image_recipe.REPO, "tests", "freeze_constraints.py")],
+    result = subprocess.run([str(image_python), os.path.join(image_recipe.REPO, "tests", "support", "freeze_constraints.py")],
                             env=container_venv.run_environment(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(image_recipe.CONSTRAINTS) as handle:

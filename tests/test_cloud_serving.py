@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from vertex_stand_in import (  # noqa: F401  (anonymous, stand_in: fixtures)
+from support.vertex_stand_in import (  # noqa: F401  (anonymous, stand_in: fixtures)
     anonymous, created_resource, operation, parse_strictly, run_cli, stand_in)
 
 from cloud import __main__ as cli

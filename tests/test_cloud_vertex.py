@@ -5,14 +5,14 @@ import json
 import re
 
 import pytest
-from vertex_stand_in import stand_in  # noqa: F401  (a fixture)
+from support.vertex_stand_in import stand_in  # noqa: F401  (a fixture)
 
 from cloud import arguments
 from cloud import machines
 from cloud import storage
 from cloud import vertex
 
-import vertex_replicas  # tests/: Vertex's part in starting replicas
+from support import vertex_replicas  # Vertex's part in starting replicas
 
 IMAGE = "us-central1-docker.pkg.dev/p/repo/s140-trainer:latest"
 

@@ -13,7 +13,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-import kill_after  # tests/: start a CLI and SIGKILL it after N epochs
+from support import kill_after  # start a CLI and SIGKILL it after N epochs
 
 from preprocessing import schema
 from trainer import baseline

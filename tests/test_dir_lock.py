@@ -1,4 +1,4 @@
-"""One writer per directory (preprocessing/dir_lock.py): on local disk, and on Cloud
+"""One writer per directory (common/dir_lock.py): on local disk, and on Cloud
 Storage against the local emulator."""
 
 import json
@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
-from gcs_fault_proxy import FaultProxy, free_port  # tests/
+from support.gcs_fault_proxy import FaultProxy, free_port  # tests/
 
-from preprocessing import dir_lock
+from common import dir_lock
 
 BUCKET = "lock-bucket"
 
@@ -39,7 +39,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     directory = str(tmp_path / "out")
     script = textwrap.dedent(f"""
         import sys, time
-        from preprocessing import dir_lock
+        from common import dir_lock
         with dir_lock.holding({directory!r}, command="killed"):
             print("held", flush=True)
             time.sleep(600)
@@ -83,13 +83,13 @@ def test_a_file_or_a_read_only_folder_in_place_of_the_directory_is_one_clear_err
     mount = f"mount --bind -o ro {read_only} {read_only}"
     if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True).returncode != 0:
         pytest.skip("no private mount namespace here (unshare -m)")
-    script = f"from preprocessing import dir_lock\nwith dir_lock.holding({str(read_only / 'job')!r}, command='x'): pass"
+    script = f"from common import dir_lock\nwith dir_lock.holding({str(read_only / 'job')!r}, command='x'): pass"
     result = subprocess.run(
         ["unshare", "-m", "sh", "-c", f"{mount} && exec {sys.executable} -c \"$0\"", script],
         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     last = result.stderr.strip().splitlines()[-1]
-    assert last == (f"preprocessing.dir_lock.DirectoryError: Expected to create the directory "
+    assert last == (f"common.dir_lock.DirectoryError: Expected to create the directory "
                     f"{read_only / 'job'}. Received: Read-only file system.")
 
 

@@ -233,9 +233,9 @@ def test_cli_download_failure_exits_with_the_message_not_a_traceback(server, tmp
         f"--base_url={server.base_url}", f"--cache_dir={tmp_path}", "--what=glove", "--glove=840B"
     )
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     url = f"{server.base_url}/glove.840B.300d.zip"
-    assert f"s140-download: Could not download {url}" in result.stderr
+    assert f"s140-download: error: Could not download {url}" in result.stderr
     assert "Traceback" not in result.stderr
     # Seen: TensorFlow's CUDA and oneDNN start-up lines before the message.
     assert not [line for line in result.stderr.splitlines() if "cuInit" in line or "oneDNN" in line or "cuda" in line]

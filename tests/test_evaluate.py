@@ -116,10 +116,15 @@ def _token_dataset(n=203, batch_size=32, seed=0):
     return token_ids, labels, tf.data.Dataset.from_tensor_slices((token_ids, labels)).batch(batch_size)
 
 
-def test_evaluate_model_equals_binary_metrics_of_the_model_outputs():
+def _evaluate(model, dataset, threshold=0.5):
+    _, labels, probabilities = evaluate.predict_dataset(model, dataset)
+    return evaluate.binary_metrics(labels, probabilities, threshold)
+
+
+def test_the_metrics_of_a_dataset_pass_equal_binary_metrics_of_the_model_outputs():
     model = _tiny_model()
     token_ids, labels, dataset = _token_dataset()
-    got = evaluate.evaluate_model(model, dataset, threshold=0.5)
+    got = _evaluate(model, dataset, threshold=0.5)
     expected = evaluate.binary_metrics(labels, model(token_ids).numpy(), 0.5)
     assert got.pop("roc_auc") == pytest.approx(expected.pop("roc_auc"), abs=1e-9)
     assert got.pop("loss") == pytest.approx(expected.pop("loss"), abs=1e-6)
@@ -127,7 +132,7 @@ def test_evaluate_model_equals_binary_metrics_of_the_model_outputs():
     assert got["count"] == 203  # the last, partial batch included
 
 
-def test_evaluate_model_trained_under_mirrored_strategy_and_a_shuffled_dataset():
+def test_a_model_trained_under_mirrored_strategy_is_evaluated_on_a_shuffled_dataset():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = _tiny_model()
@@ -135,7 +140,7 @@ def test_evaluate_model_trained_under_mirrored_strategy_and_a_shuffled_dataset()
     token_ids, labels, dataset = _token_dataset()
     model.fit(dataset, epochs=1, verbose=0)
     shuffled = dataset.unbatch().shuffle(256, seed=1).batch(16)
-    got = evaluate.evaluate_model(model, shuffled)
+    got = _evaluate(model, shuffled)
     expected = evaluate.binary_metrics(labels, model(token_ids).numpy())
     assert got["confusion_matrix"] == expected["confusion_matrix"]
     assert got["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-9)

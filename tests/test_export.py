@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing import examples
+from support import tokens
 from preprocessing import schema
 from preprocessing import text
 from trainer import data
@@ -102,7 +102,7 @@ def _score_in_fresh_process(export_dir, texts, tmp_path):
 
 
 def _split_like_the_beam_job(standardized):
-    return [token.decode("utf-8") for token in examples.split_tokens([standardized]).to_list()[0]]
+    return [token.decode("utf-8") for token in tokens.split_tokens([standardized]).to_list()[0]]
 
 
 def _encode_like_the_beam_job(standardized, vocab_tokens, max_length):

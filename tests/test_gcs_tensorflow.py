@@ -1,6 +1,6 @@
 """The trainer, the tuner and the predictor on `gs://` through TensorFlow's own GCS file
 system, with a local Cloud Storage emulator standing in for Google's endpoints (see
-tests/gcs_front.py for how). Every command runs as a user runs it, in a subprocess, in
+tests/support/gcs_front.py for how). Every command runs as a user runs it, in a subprocess, in
 a mount namespace where storage.googleapis.com and www.googleapis.com are the front.
 
 Data: the real Beam job's output on the built-in sample (the session's sample_data_dir),
@@ -21,8 +21,8 @@ import time
 import numpy as np
 import pytest
 
-import gcs_front
-import kill_after  # tests/: SIGKILL a started CLI once it got far enough
+from support import gcs_front
+from support import kill_after  # SIGKILL a started CLI once it got far enough
 
 BUCKET = "s140-gcs"
 TIMEOUT = 300
@@ -231,7 +231,7 @@ def test_two_workers_train_together_on_gs_and_only_the_chief_writes(gcs, gs_data
         assert expected in names, names
     assert _json(gcs, f"{base}/history.json")["epoch"] == [0]
     assert _leftovers(names) == []
-    # The chief held the job dir's lock on Cloud Storage and released it (preprocessing/dir_lock.py).
+    # The chief held the job dir's lock on Cloud Storage and released it (common/dir_lock.py).
     lock = f"{base}/.s140.lock"
     assert [r for r in _requests_under(gcs, lock) if r[0] == "DELETE"] and not gcs.exists(lock)
     # The non-chief kept its copies in a local scratch directory: one event file per

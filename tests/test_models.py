@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import models
+from trainer import recurrent
 
 # The course's summaries: vocab 8185, dim 64, length 120, trainable embedding.
 SEED_SIZES = dict(vocab_size=8185, embedding_dim=64, max_length=120)
@@ -281,21 +282,21 @@ def test_every_architecture_learns_on_two_replicas_with_a_frozen_embedding(archi
 )
 def test_default_recurrent_models_meet_cudnn_conditions(architecture, recurrent_layers):
     model = _tiny(architecture)
-    report = models.cudnn_report(model)
+    report = recurrent.cudnn_report(model)
     assert list(report.values()) == [()] * recurrent_layers
 
 
 @pytest.mark.parametrize("architecture", RECURRENT)
 def test_recurrent_dropout_breaks_cudnn(architecture):
     model = _tiny(architecture, recurrent_dropout=0.25)
-    assert set(models.cudnn_report(model).values()) == {("recurrent_dropout > 0",)}
+    assert set(recurrent.cudnn_report(model).values()) == {("recurrent_dropout > 0",)}
 
 
 def test_cudnn_report_names_every_broken_condition():
     inputs = keras.Input((LENGTH, DIM))
     x = keras.layers.LSTM(4, activation="relu", unroll=True, return_sequences=True)(inputs)
     x = keras.layers.GRU(4, reset_after=False, use_bias=False)(x)
-    report = models.cudnn_report(keras.Model(inputs, x))
+    report = recurrent.cudnn_report(keras.Model(inputs, x))
     assert sorted(report.values()) == [
         ("activation is not tanh", "unroll=True"),
         ("use_bias=False", "reset_after=False"),
@@ -304,7 +305,7 @@ def test_cudnn_report_names_every_broken_condition():
 
 def test_models_without_recurrent_layers_have_an_empty_report():
     model = _tiny("conv1d")
-    assert models.cudnn_report(model) == {}
+    assert recurrent.cudnn_report(model) == {}
 
 
 # --- Mixed precision.

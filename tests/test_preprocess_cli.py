@@ -157,21 +157,6 @@ def test_a_run_logs_its_stages_and_rows_done(tmp_path):
     assert counts["train"] + counts["val"] + counts["test"] + counts["skipped_neutral"] + counts["rejected"] == counts["rows_read"] == 3000
 
 
-def test_a_user_error_from_a_worker_process_becomes_its_own_message():
-    text = (
-        "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
-        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
-        "Received 7.14% (2 of 28 rows read).\n\nDuring handling ...\n"
-        "preprocessing.metadata.ErrorRateExceeded: Expected at most 1.00% of rows rejected. "
-        "Received 7.14% (2 of 28 rows read). [while running 'WriteMetadata/WriteJson']\n"
-    )
-    texts = [text, "builtins.KeyError: 'train'"]
-    found = _in_cli_process(
-        f"print(json.dumps([cli.user_error_from_worker(RuntimeError(t)) for t in {texts!r}]))"
-    )
-    assert found == ["Expected at most 1.00% of rows rejected. Received 7.14% (2 of 28 rows read).", None]
-
-
 def test_a_flag_of_the_wrong_type_is_one_line(tmp_path):
     # Seen: a 43-line traceback.
     result = _cli(f"--train_csv={tmp_path / 'x.csv'}", f"--output_dir={tmp_path / 'out'}", "--max_length=abc")

@@ -4,10 +4,16 @@ Skipped when that folder is absent (a fresh clone elsewhere). The official test 
 only transformed here, never trained or tuned on."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
-from preprocessing import config, pipeline, schema
+from preprocessing import schema
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 TRAIN_ROWS = 59_473  # data/README.md
 TEST_ROWS, TEST_NEUTRAL = 498, 139
@@ -20,20 +26,29 @@ def real_job(tmp_path_factory):
     if not (SHARED_DATA / "sentiment140" / "train_sample.csv").exists():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     out = tmp_path_factory.mktemp("real") / "data"
-    metadata = pipeline.preprocess(
-        config.PreprocessConfig(
-            train_csv=(str(SHARED_DATA / "sentiment140" / "train_sample.csv"),),
-            test_csv=(str(SHARED_DATA / "sentiment140" / "testdata.manual.2009.06.14.csv"),),
-            glove=str(SHARED_DATA / "glove" / "glove.6B.50d.top50k_s140train.txt"),
-            output_dir=str(out),
-            num_shards=4,
-        )
-    )
-    return metadata, out
+    command = [
+        sys.executable, "-m", "preprocessing",
+        f"--train_csv={SHARED_DATA / 'sentiment140' / 'train_sample.csv'}",
+        f"--test_csv={SHARED_DATA / 'sentiment140' / 'testdata.manual.2009.06.14.csv'}",
+        f"--glove={SHARED_DATA / 'glove' / 'glove.6B.50d.top50k_s140train.txt'}",
+        f"--output_dir={out}", "--num_shards=4",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / schema.METADATA_FILE).read_text()), out, result.stderr
+
+
+def test_the_default_output_holds_the_jobs_lines_and_no_beam_worker_line(real_job):
+    # Beam's worker chatter was 41 of the 54 lines of a default run.
+    lines = real_job[2].splitlines()
+    assert not [line for line in lines if "Worker: " in line or "local_job_service" in line]
+    assert len([line for line in lines if "] ReadRows: read " in line and "transforms.py" in line]) == 2
+    assert sum("Stage " in line for line in lines) == 3 and len(lines) < 20
 
 
 def test_counts_add_up_exactly(real_job):
-    metadata, _ = real_job
+    metadata, _, _ = real_job
     counts = metadata["counts"]
     assert counts["rows_read"] == TRAIN_ROWS + TEST_ROWS
     assert counts["train"] + counts["val"] + counts["test"] + counts["rejected"] + counts["skipped_neutral"] == (
@@ -55,7 +70,7 @@ def test_val_is_near_its_fraction(real_job):
 
 
 def test_glove_covers_at_least_90_percent_of_tokens(real_job):
-    metadata, out = real_job
+    metadata, out, _ = real_job
     assert metadata["embedding"]["dim"] == 50
     assert metadata["embedding"]["coverage_by_token"] >= 0.90
     assert metadata["train_length_percentiles"]["p99"] <= metadata["max_length"]

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
+from common import files
 from trainer import callbacks
-from trainer import files
 from trainer import train
 
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
+from common import files
 from trainer import callbacks
 from trainer import config
-from trainer import files
 from trainer import run_record
 from trainer import train
 
@@ -223,7 +223,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_orphan(tmp_path):
         pytest.skip("no private mount namespace here (unshare -m)")
     script = (
         "import os, sys\n"
-        "from trainer import files\n"
+        "from common import files\n"
         f"path = {str(disk / 'metrics.json')!r}\n"
         "files.write_json(path, {'old': 1})\n"
         "try:\n"

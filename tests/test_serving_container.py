@@ -8,7 +8,7 @@ scores raw tweets through `serving_default`, as TensorFlow Serving in that conta
 does for {"instances": [...]}. The probabilities must equal the trainer's own.
 
 The side environment (python -m venv + pip install tensorflow-cpu==2.15.*) is created
-on first use and cached under ~/.cache/s140/serving-tf-2.15 (tests/cached_venv.py;
+on first use and cached under ~/.cache/s140/serving-tf-2.15 (tests/support/cached_venv.py;
 $S140_SERVING_VENV overrides); the test skips when it cannot be created (no network, or
 a Python that TensorFlow 2.15 has no wheels for).
 """
@@ -25,7 +25,7 @@ from cloud import serving
 from trainer import config
 from trainer import export
 
-import cached_venv  # tests/: venvs kept between runs
+from support import cached_venv  # venvs kept between runs
 
 TWEETS = ["I love this, what a great happy day!", "terrible day, hate it", "LOOOOVE it @bob http://t.co/x", ""]
 

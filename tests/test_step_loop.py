@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from trainer import data
-from trainer import keras_fit_adapter
 from trainer import models
 from trainer import step_loop
 from trainer import step_plan
@@ -116,15 +115,3 @@ def test_the_nan_guard_stops_within_the_first_calls(sample_data_dir):
     ).history
     assert len(history["loss"]) == 1 and np.isnan(history["loss"][0])
     assert int(model.optimizer.iterations.numpy()) == 4 < steps  # stopped after the first call
-
-
-def test_the_keras_internals_are_the_checked_ones():
-    assert keras.__version__ == keras_fit_adapter.TESTED_VERSION, (
-        "Keras moved: check trainer/keras_fit_adapter.py against it, then update TESTED_VERSION."
-    )
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    with pytest.raises(RuntimeError, match="Expected a compiled model"):
-        keras_fit_adapter.set_step_functions(model, train=None, test=None)
-    model.compile("adam", "mse")
-    assert keras_fit_adapter.loss_tracker(model).name == "loss"
-    assert step_loop.of(model) is None

@@ -128,7 +128,7 @@ def _fit_two_replicas(**compile_kwargs):
 def test_the_keras_failure_behind_the_step_loop_still_exists():
     """If this fails, Keras' own fit runs several steps per call, or XLA, across replicas
     (keras-team/keras#19246): measure it against trainer/step_loop.py, which exists
-    because of it, and keep the faster (trainer/keras_fit_adapter.py can then go)."""
+    because of it, and keep the faster (trainer/keras_adapter.py can then go)."""
     assert _fit_two_replicas().history["loss"]  # one step per call works
     failures = {
         "steps_per_execution": (dict(steps_per_execution=4), "You must feed a value for placeholder"),

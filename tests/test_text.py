@@ -7,7 +7,8 @@ import tensorflow as tf
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 
-from preprocessing import examples, text
+from preprocessing import text
+from support import tokens
 
 GOLDEN = [
     (
@@ -48,19 +49,19 @@ def test_same_tokens_in_tf_data():
 
 def _tokens(standardized):
     """The tokens of standardized strings, split the way the Beam job splits them."""
-    return [tuple(token.decode("utf-8") for token in row) for row in examples.split_tokens(standardized).to_list()]
+    return [tuple(token.decode("utf-8") for token in row) for row in tokens.split_tokens(standardized).to_list()]
 
 
 def test_same_tokens_in_a_beam_pipeline():
     with beam.Pipeline(runner=FnApiRunner()) as pipeline:
-        tokens = (
+        got = (
             pipeline
             | beam.Create([g[0] for g in GOLDEN])
             | beam.BatchElements(min_batch_size=3, max_batch_size=3)
             | beam.FlatMap(text.standardize_batch)
             | beam.Map(lambda clean: _tokens([clean])[0])
         )
-        assert_that(tokens, equal_to(_tokens([expected for _, expected in GOLDEN])))
+        assert_that(got, equal_to(_tokens([expected for _, expected in GOLDEN])))
 
 
 def test_same_tokens_in_text_vectorization():

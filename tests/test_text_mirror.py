@@ -11,7 +11,8 @@ import unicodedata
 
 import pytest
 
-from preprocessing import config, text, text_mirror, transforms
+from common import standardizers
+from preprocessing import text, text_mirror, transforms
 from tests.test_text import GOLDEN
 
 
@@ -35,12 +36,12 @@ def _assert_same(texts, batch_size=4096, mirror=_mirror):
 
 def test_mirrors_the_default_standardizer_of_this_tensorflow_and_python():
     assert (text_mirror.STANDARDIZER_NAME, text_mirror.STANDARDIZER_VERSION) == (
-        config.DEFAULT_STANDARDIZER, text.STANDARDIZER_VERSION)
-    assert config.STANDARDIZER_VERSIONS[config.DEFAULT_STANDARDIZER] == text.STANDARDIZER_VERSION
+        standardizers.DEFAULT_STANDARDIZER, text.STANDARDIZER_VERSION)
+    assert standardizers.STANDARDIZER_VERSIONS[standardizers.DEFAULT_STANDARDIZER] == text.STANDARDIZER_VERSION
     assert unicodedata.unidata_version == text_mirror.PROVEN_UNICODE
     assert text_mirror.mirror_for("glove6b", text.STANDARDIZER_VERSION) is text_mirror.standardize_batch
     assert text_mirror.mirror_for("glove6b", text.STANDARDIZER_VERSION + 1) is None
-    twitter_version = config.STANDARDIZER_VERSIONS[config.TWITTER_STANDARDIZER]
+    twitter_version = standardizers.STANDARDIZER_VERSIONS[standardizers.TWITTER_STANDARDIZER]
     assert text_mirror.mirror_for("twitter", twitter_version) is None
 
 
@@ -143,7 +144,7 @@ def test_batch_size_does_not_matter(batch_size):
 def test_the_beam_step_runs_the_mirror_only_for_a_standardizer_it_mirrors():
     mirrored = transforms.ParseAndStandardizeFn(0.1)
     mirrored.setup()
-    twitter = transforms.ParseAndStandardizeFn(0.1, standardizer=config.TWITTER_STANDARDIZER)
+    twitter = transforms.ParseAndStandardizeFn(0.1, standardizer=standardizers.TWITTER_STANDARDIZER)
     twitter.setup()
     assert mirrored._standardize_batch.func is text_mirror.standardize_batch
     assert twitter._standardize_batch.func is transforms._tensorflow_standardize_batch

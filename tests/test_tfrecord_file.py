@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from preprocessing import examples, schema, tfrecord_file
+from support import tokens
 
 
 def test_tensorflow_reads_back_every_record_of_every_member_in_order(tmp_path):
@@ -47,7 +48,7 @@ def test_padded_token_ids_are_the_tensorflow_lookups():
         default_value=schema.UNK_ID,
     )
     for max_length in (1, 4, 8):
-        want = table.lookup(examples.split_tokens(texts)).to_tensor(
+        want = table.lookup(tokens.split_tokens(texts)).to_tensor(
             default_value=schema.PAD_ID, shape=[None, max_length]).numpy()
         got = examples.padded_token_ids(texts, {token: i for i, token in enumerate(vocabulary)}, max_length)
         assert got.dtype == np.int64

@@ -14,16 +14,16 @@ import keras
 import numpy as np
 import pytest
 
-import kill_after  # tests/: start a CLI and SIGKILL it after N epochs
+from support import kill_after  # start a CLI and SIGKILL it after N epochs
 
+from common import files
 from preprocessing import schema
 from trainer import __main__ as cli
 from trainer import callbacks
 from trainer import config
 from trainer import data
 from trainer import export
-from trainer import files
-from trainer import rnn_unroll
+from trainer import recurrent
 from trainer import slices
 from trainer import step_plan
 from trainer import train
@@ -278,7 +278,7 @@ def test_without_test_split_the_report_says_val(sample_data_dir, tmp_path):
     metadata["counts"]["test"] = 0
     (data_dir / schema.METADATA_FILE).write_text(json.dumps(metadata))
 
-    # With dropout: its masks are drawn with Philox (trainer/keras_random_adapter.py),
+    # With dropout: its masks are drawn with Philox (trainer/keras_adapter.py),
     # so XLA stays the CPU choice.
     metrics = _run(
         data_dir, tmp_path / "job", architecture="gap", hparams={"dropout": 0.3}, epochs=1, cpu_replicas=1
@@ -309,7 +309,7 @@ def test_a_cpu_run_unrolls_conv_lstms_short_lstm_and_records_it(sample_data_dir,
     assert [name.split("_")[0] for name in metrics["unrolled_layers"]] == ["lstm"]
     assert metrics["step_plan"].endswith(f"; unrolled: {metrics['unrolled_layers'][0]}")
     saved = keras.models.load_model(tmp_path / "job" / "model.keras")
-    assert rnn_unroll.unrolled_layer_names(saved) == metrics["unrolled_layers"]
+    assert recurrent.unrolled_layers(saved) == metrics["unrolled_layers"]
 
 
 def test_step_flags_override_the_choice_on_one_device_and_across_replicas(sample_data_dir, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from trainer import data
 from trainer import models
+from trainer import recurrent
 from tuning import search_space
 
 MAX_LENGTH = 24
@@ -98,7 +99,7 @@ def test_every_sampled_configuration_builds_compiles_and_trains(architecture):
             conv = [c for c in configs if "kernel_size" in c and "filters" in c]
             assert conv[0]["filters"] == hparams["conv_filters"]
             assert tuple(conv[0]["kernel_size"]) == (hparams["kernel_size"],)
-        assert not any(models.cudnn_report(model).values())
+        assert not any(recurrent.cudnn_report(model).values())
     # One step per architecture: the compiled model trains on token ids.
     logs = model.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"])
@@ -121,7 +122,7 @@ def test_default_space_has_no_recurrent_dropout_and_the_flag_adds_it_to_recurren
     drawn = next(v for v in values if v["bilstm/recurrent_dropout"] > 0)
     model = hypermodel.build(_hp(drawn, ("bilstm",), tune_recurrent_dropout=True))
     # Why it is opt-in: every recurrent layer of the model leaves cuDNN.
-    assert set(models.cudnn_report(model).values()) == {("recurrent_dropout > 0",)}
+    assert set(recurrent.cudnn_report(model).values()) == {("recurrent_dropout > 0",)}
 
 
 def test_conditional_hyperparameters_appear_only_for_their_architecture():

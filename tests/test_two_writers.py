@@ -1,5 +1,5 @@
 """Two writers, one directory: every command that writes a directory takes its lock
-(preprocessing/dir_lock.py), so a second run fails at once, naming the holder, and
+(common/dir_lock.py), so a second run fails at once, naming the holder, and
 leaves the directory as it was. The lock itself, across processes and on Cloud Storage,
 is tested in test_dir_lock.py."""
 
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from common import dir_lock
 from preprocessing import config as preprocess_config
-from preprocessing import dir_lock
 from preprocessing import pipeline
 from preprocessing import sample
 from trainer import compare

@@ -25,28 +25,20 @@ choose the output directories, and TF_CONFIG with more than one task selects
 MultiWorkerMirroredStrategy.
 """
 
-from preprocessing import quiet_tf
-
-quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
+from common.quiet_tf import tf  # noqa: F401  (first: TensorFlow loads without its C++ start-up lines)
 
 import dataclasses  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
-from preprocessing import dir_lock  # noqa: E402
-from preprocessing import schema  # noqa: E402
+from common import cli  # noqa: E402
+from common import errors  # noqa: E402
 from trainer import cli_flags  # noqa: E402
-from preprocessing import cli_help  # noqa: E402
 from trainer import config  # noqa: E402
-from trainer import files  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import recipes  # noqa: E402
-from trainer import run_record  # noqa: E402
-from trainer import strategy  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
 
@@ -133,9 +125,9 @@ def parse_hparams(architecture, pairs, flag_values=None):
         name, sep, raw = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ValueError(f"Expected --hparams entries as name=value. Received: {pair!r}.")
+            raise errors.SettingError(f"Expected --hparams entries as name=value. Received: {pair!r}.")
         if name in given:
-            raise ValueError(f"Expected {name} once. Received it both as --{name} and in --hparams.")
+            raise errors.SettingError(f"Expected {name} once. Received it both as --{name} and in --hparams.")
         from_pairs[name] = _convert(name, raw.strip(), defaults)
     models.check_hyperparameters(architecture, from_pairs)  # names, types and ranges
     return {**given, **from_pairs}
@@ -149,20 +141,15 @@ def _convert(name, raw, defaults):
     try:
         return kind(raw)
     except ValueError as error:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected {name} to be {kind.__name__} (default {defaults[name]!r}). "
             f"Received: {raw!r}."
         ) from error
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
-    if not cli_flags.DATA_DIR.value:
-        raise app.UsageError("--data_dir is required.")
-    job_dir = _JOB_DIR.value or config.default_job_dir(os.environ)
-    if not job_dir:
-        raise app.UsageError("--job_dir is required (outside Vertex AI, where AIP_MODEL_DIR is unset).")
+    cli_flags.check_arguments(argv)
+    job_dir = cli_flags.output_dir(_JOB_DIR.value, "job_dir")
     hparams = parse_hparams(
         _ARCHITECTURE.value,
         _HPARAMS.value,
@@ -170,17 +157,14 @@ def main(argv):
     )
     recipe = _TRAINING.recipe.value
     settings, hparams = recipes.apply(recipe, _ARCHITECTURE.value, settings=_TRAINING.explicit(), hparams=hparams)
-    try:
-        cfg = config.TrainConfig(
-            **{**_TRAINING.settings(), **settings},
-            job_dir=job_dir,
-            architecture=_ARCHITECTURE.value,
-            hparams=hparams,
-            recipe=recipe,
-            overwrite=_OVERWRITE.value,
-        )
-    except ValueError as error:  # a check of the settings: nothing has run yet, no traceback to show
-        sys.exit(f"s140-train: error: {error}")
+    cfg = config.TrainConfig(
+        **{**_TRAINING.settings(), **settings},
+        job_dir=job_dir,
+        architecture=_ARCHITECTURE.value,
+        hparams=hparams,
+        recipe=recipe,
+        overwrite=_OVERWRITE.value,
+    )
     logging.info("Settings: %s", cfg)
     # trainer.train imports no more than this module did; the strategy (and with it
     # --cpu_replicas) is set up inside train() before any TensorFlow op runs.
@@ -202,25 +186,6 @@ def main(argv):
     )
 
 
-# Errors that are certainly the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
-                dir_lock.DirectoryError, files.DamagedFile, files.SymlinkRefused)
-
-
-def _main_with_errors(argv):
-    try:
-        main(argv)
-    except _USER_ERRORS as error:
-        logging.error("%s", error)
-        sys.exit(f"s140-train: error: {error}")
-    except ValueError as error:
-        # Mostly settings (an unknown hyperparameter, a kernel longer than max_length),
-        # but TensorFlow and Keras raise ValueError for their own failures too: keep the
-        # traceback in the log, end with the message.
-        logging.exception("Training failed.")
-        sys.exit(f"s140-train: error: {error}")
-
-
 def help_groups():
     """The --help groups of s140-train's flags."""
     return [
@@ -233,7 +198,7 @@ def help_groups():
 
 
 def run():
-    cli_help.run(_main_with_errors, __doc__, help_groups())
+    cli.run(main, __doc__, help_groups(), program="s140-train")
 
 
 if __name__ == "__main__":

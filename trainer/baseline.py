@@ -52,14 +52,14 @@ def tfidf_logistic_regression(contract):
       A `BaselineScores`.
 
     Raises:
-      ValueError: the train or val split is empty.
+      schema.ContractError: the train or val split is empty.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     for split in ("train", "val"):
         if contract.count(split) < 1:
-            raise ValueError(
+            raise schema.ContractError(
                 f"Expected examples in the {split} split of {contract.data_dir} for the baseline. "
                 f"Received: {contract.count(split)}. Preprocess with a larger CSV."
             )

@@ -23,11 +23,12 @@ import time
 import typing
 
 import keras
-import tensorflow as tf
 from absl import logging
 
-from trainer import files
+from common import files
+from common.quiet_tf import tf
 from trainer import hypertune
+from trainer import keras_adapter
 
 HISTORY_FILE = "history.json"
 BEST_MODEL_FILE = "best.keras"
@@ -74,15 +75,9 @@ def _columns(records):
     return {key: [record.get(key) for record in records] for key in keys}
 
 
-def _initial_epoch(model):
-    # BackupAndRestore.on_train_begin sets this private attribute to the epoch it
-    # resumes from; Keras's fit loop reads the same attribute.
-    return int(getattr(model, "_initial_epoch", None) or 0)
-
-
 def prior_epochs(history_path, model):
     """Records of history.json from before the epoch this fit starts at (a resume)."""
-    start = _initial_epoch(model)
+    start = keras_adapter.initial_epoch(model)
     return [record for record in _records(read_history(history_path)) if record[EPOCH] < start]
 
 
@@ -165,68 +160,6 @@ class BestModelFile(keras.callbacks.Callback):
             return
         self.best = float(value)
         files.save_model(self.model, self.path)
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, with a damaged backup reported by name.
-
-    With `double_checkpoint`, Keras falls back to the previous epoch's copy when the
-    latest weights cannot be opened (a kill during their save), but not when the
-    epoch file (training_metadata.json) is damaged, and when neither copy can be read
-    h5py's or json's error ended the run. Here a damaged epoch file also falls back to
-    the previous pair, and what cannot be restored is a `files.DamagedFile` naming
-    the backup and what to do.
-    """
-
-    def on_train_begin(self, logs=None):
-        # Only the chief keeps two copies (double_checkpoint); a worker never writes here.
-        damaged = self.double_checkpoint and _damaged_json(self._training_metadata_path)
-        if damaged and _holds_json(self._prev_training_metadata_path):
-            logging.warning("%s is damaged; resuming from the previous epoch's backup.", self._training_metadata_path)
-            for previous, latest in ((self._prev_weights_path, self._weights_path),
-                                     (self._prev_training_metadata_path, self._training_metadata_path)):
-                tf.io.gfile.copy(previous, latest, overwrite=True)
-        try:
-            super().on_train_begin(logs)
-        except (OSError, ValueError, KeyError) as error:
-            if not self.model.built:
-                raise  # Keras' own "build the model first": a bug here, not a damaged file
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise files.DamagedFile(
-                f"Expected a backup to resume from in {self.backup_dir}. Received files that cannot be "
-                f"read ({reason}). Pass --overwrite to train this run afresh, or restore that folder."
-            ) from error
-
-
-def _damaged_json(path):
-    """Whether `path` exists but does not hold JSON."""
-    return tf.io.gfile.exists(path) and not _holds_json(path)
-
-
-def _holds_json(path):
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            json.loads(f.read())
-    except (ValueError, tf.errors.NotFoundError):
-        return False
-    return True
-
-
-class RestoreFromChiefBackup(Backup):
-    """A non-chief worker's BackupAndRestore: restores the chief's backup (so all
-    workers resume at the same epoch) but saves to its own throw-away directory."""
-
-    def __init__(self, chief_backup_dir, own_dir):
-        super().__init__(chief_backup_dir)
-        self._own_dir = own_dir
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.backup_dir = self._own_dir
-        self._weights_path = posixpath.join(self._own_dir, "latest.weights.h5")
-        self._training_metadata_path = posixpath.join(self._own_dir, "training_metadata.json")
-        self._prev_weights_path = f"{self._weights_path}.bkp"
-        self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
 
 
 # --- Progress.
@@ -333,10 +266,10 @@ def make_callbacks(
         # delete_checkpoint=False: a finished run keeps its last epoch, so a larger
         # --epochs continues from it rather than from the first epoch.
         callbacks.append(
-            Backup(chief_backup, double_checkpoint=True, delete_checkpoint=False)
+            keras_adapter.Backup(chief_backup, double_checkpoint=True, delete_checkpoint=False)
         )
     else:
-        callbacks.append(RestoreFromChiefBackup(chief_backup, posixpath.join(scratch, BACKUP_DIR)))
+        callbacks.append(keras_adapter.RestoreFromChiefBackup(chief_backup, posixpath.join(scratch, BACKUP_DIR)))
     if early_stopping_patience:
         callbacks.append(
             ResumableEarlyStopping(

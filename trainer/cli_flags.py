@@ -7,7 +7,9 @@ drift apart. A flag added here reaches every one of those commands.
 """
 
 import dataclasses
+import os
 
+from absl import app
 from absl import flags
 
 from trainer import config
@@ -70,7 +72,7 @@ if set(_HOLDERS) != set(_DEFAULTS):  # a new shared setting needs its flag here
     raise TypeError(f"Shared flags {sorted(_HOLDERS)} differ from RunSettings {sorted(_DEFAULTS)}.")
 
 
-# --help groups of the shared flags (trainer/cli_help.py): how a fit is fed and seeded,
+# --help groups of the shared flags (common/cli.py): how a fit is fed and seeded,
 # and where and how fast it runs.
 FIT_FLAGS = ("batch_size", "early_stopping_patience", "seed", "train_oov_vectors")
 DEVICE_FLAGS = ("mixed_precision", "cpu_replicas", "steps_per_execution", "jit_compile")
@@ -113,3 +115,20 @@ class TrainingFlags:
         a recipe's values."""
         mine = {"epochs": self.epochs, "learning_rate": self.learning_rate}
         return {**explicit_run_settings(), **{name: holder.value for name, holder in mine.items() if holder.present}}
+
+
+def check_arguments(argv):
+    """The first checks of every training command: no positional arguments, --data_dir."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
+    if not DATA_DIR.value:
+        raise app.UsageError("--data_dir is required.")
+
+
+def output_dir(value, flag):
+    """The command's output directory: `value`, or on Vertex AI the parent of
+    AIP_MODEL_DIR (`config.default_job_dir`)."""
+    directory = value or config.default_job_dir(os.environ)
+    if not directory:
+        raise app.UsageError(f"--{flag} is required (outside Vertex AI, where AIP_MODEL_DIR is unset).")
+    return directory

@@ -24,15 +24,16 @@ import posixpath
 import numpy as np
 from absl import logging
 
-from preprocessing import dir_lock
+from common import dir_lock
+from common import errors
+from common import files
 from trainer import baseline as baseline_lib
 from trainer import callbacks as callbacks_lib
 from trainer import compare_chart
 from trainer import data
-from trainer import files
 from trainer import recipes
 from trainer import run_record
-from trainer import strategy as strategy_lib
+from trainer import tensorflow_adapter
 from trainer import train as train_lib
 
 COMPARE_FILE = "compare.md"
@@ -72,7 +73,7 @@ def train_architectures(base, architectures, *, explicit=None, environ=None, ver
             done[architecture] = "finished before"
             continue
         logging.info("%d/%d %s: training into %s.", number, len(architectures), architecture, cfg.job_dir)
-        strategy_lib.fresh_collective_keys()  # each run makes its own strategy
+        tensorflow_adapter.fresh_collective_keys()  # each run makes its own strategy
         train_lib.train(cfg, environ=environ, verbose=verbose)
         done[architecture] = "trained"
     return done
@@ -137,7 +138,7 @@ def compare(base, architectures, *, explicit=None, environ=None, verbose=0):
     """
     architectures = list(architectures)
     if not architectures or len(set(architectures)) != len(architectures):
-        raise ValueError(f"Expected one or more different architectures. Received: {architectures}.")
+        raise errors.SettingError(f"Expected one or more different architectures. Received: {architectures}.")
     with dir_lock.holding(base.job_dir, command="s140-compare"):
         return _compare(base, architectures, explicit, environ, verbose)
 

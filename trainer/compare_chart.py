@@ -3,11 +3,11 @@ course's charts are (accuracy and loss panels, train solid and validation dashed
 colour per architecture), with the bag-of-words baseline's val accuracy as a
 horizontal line.
 
-matplotlib is optional (the `plots` extra) and imported only here, with the Agg canvas
-and no pyplot, as in `trainer.report`: its absence costs the figure, not the comparison.
+matplotlib is optional (the `plots` extra), through `trainer.charts` (the Agg canvas
+and no pyplot): its absence costs the figure, not the comparison.
 """
 
-import io
+from trainer import charts
 
 # (panel title, history key): the two panels of the course's charts.
 _PANELS = (("Accuracy", "accuracy"), ("Loss", "loss"))
@@ -23,15 +23,9 @@ def learning_curves_png(histories, *, baseline_val_accuracy=None, baseline_label
     """
     if not any(history.get(key) for history in histories.values() for _, key in _PANELS):
         return None, "no epoch was recorded"
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return None, "matplotlib is not installed (`pip install 's140-trainer[plots]'`)"
-
-    figure = Figure(figsize=(13, 5), dpi=100, layout="constrained")  # room for the legend
-    FigureCanvasAgg(figure)
+    figure = charts.new_figure(figsize=(13, 5), dpi=100, layout="constrained")  # room for the legend
+    if figure is None:
+        return None, charts.MISSING
     for axes, (title, key) in zip(figure.subplots(1, 2), _PANELS):
         for index, (architecture, history) in enumerate(histories.items()):
             colour = f"C{index % 10}"
@@ -47,13 +41,11 @@ def learning_curves_png(histories, *, baseline_val_accuracy=None, baseline_label
                          label=f"{baseline_label} val")
         axes.set_title(title)
         axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        charts.integer_ticks(axes.xaxis)
         axes.set_ylabel(key)
         axes.grid(alpha=0.3)
     # One legend for both panels: the same lines in the same colours.
     handles, labels = figure.axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize="small")
     figure.suptitle("Learning curves: train solid, validation dashed")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue(), None
+    return charts.png(figure, bbox_inches="tight"), None

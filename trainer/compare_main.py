@@ -15,9 +15,7 @@ again skips the architectures that finished and resumes the one that was killed;
 --overwrite trains every one afresh.
 """
 
-from preprocessing import quiet_tf
-
-quiet_tf.import_tensorflow()  # before anything below loads it: no C++ start-up lines
+from common.quiet_tf import tf  # noqa: F401  (first: TensorFlow loads without its C++ start-up lines)
 
 import sys  # noqa: E402
 
@@ -25,15 +23,11 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
-from preprocessing import cli_help  # noqa: E402
-from preprocessing import dir_lock  # noqa: E402
-from preprocessing import schema  # noqa: E402
+from common import cli  # noqa: E402
+from common import errors  # noqa: E402
 from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
-from trainer import files  # noqa: E402
 from trainer import models  # noqa: E402
-from trainer import run_record  # noqa: E402
-from trainer import strategy  # noqa: E402
 
 _JOB_DIR = flags.DEFINE_string(
     "job_dir", None,
@@ -54,10 +48,7 @@ _OVERWRITE = flags.DEFINE_boolean(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
-    if not cli_flags.DATA_DIR.value:
-        raise app.UsageError("--data_dir is required.")
+    cli_flags.check_arguments(argv)
     if not _JOB_DIR.value:
         raise app.UsageError("--job_dir is required.")
     unknown = [name for name in _ARCHITECTURES.value if name not in models.ARCHITECTURES]
@@ -67,14 +58,11 @@ def main(argv):
         )
     repeated = sorted({name for name in _ARCHITECTURES.value if _ARCHITECTURES.value.count(name) > 1})
     if repeated:
-        sys.exit(f"s140-compare: error: Expected each of --architectures once. Received twice or more: {repeated}.")
+        raise errors.SettingError(f"Expected each of --architectures once. Received twice or more: {repeated}.")
     # The shared flags (cli_flags) fill every setting s140-train's flags fill; the
     # architecture is set per run by trainer.compare.
     recipe = _TRAINING.recipe.value
-    try:
-        base = config.TrainConfig(**_TRAINING.settings(), job_dir=_JOB_DIR.value, recipe=recipe, overwrite=_OVERWRITE.value)
-    except ValueError as error:  # a check of the settings: nothing has run yet, no traceback to show
-        sys.exit(f"s140-compare: error: {error}")
+    base = config.TrainConfig(**_TRAINING.settings(), job_dir=_JOB_DIR.value, recipe=recipe, overwrite=_OVERWRITE.value)
     logging.info("Settings of every architecture (before its recipe, %s): %s", recipe, base)
     from trainer import compare
     from trainer import run as run_lib
@@ -89,23 +77,6 @@ def main(argv):
     print(f"Comparison: {result['outputs']['compare_md']}")
 
 
-# Errors that are certainly the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (schema.ContractError, strategy.StrategyError, run_record.RunMismatchError, FileNotFoundError,
-                dir_lock.DirectoryError, files.DamagedFile)
-
-
-def _main_with_errors(argv):
-    try:
-        main(argv)
-    except _USER_ERRORS as error:
-        logging.error("%s", error)
-        sys.exit(f"s140-compare: error: {error}")
-    except ValueError as error:
-        # ValueError: mostly settings, but TensorFlow raises it for its own failures too.
-        logging.exception("The comparison failed.")
-        sys.exit(f"s140-compare: error: {error}")
-
-
 def help_groups():
     """The --help groups of s140-compare's flags."""
     return [
@@ -117,7 +88,7 @@ def help_groups():
 
 
 def run():
-    cli_help.run(_main_with_errors, __doc__, help_groups())
+    cli.run(main, __doc__, help_groups(), program="s140-compare")
 
 
 if __name__ == "__main__":

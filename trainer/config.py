@@ -4,6 +4,7 @@ import dataclasses
 import posixpath
 import typing
 
+from common import errors
 from trainer import step_plan
 
 MIXED_PRECISION_CHOICES = ("auto", "off", "float16", "bfloat16")
@@ -38,15 +39,15 @@ class RunSettings:
         check_int("cpu_replicas", self.cpu_replicas, 1)
         check_int("seed", self.seed, 0)
         if not isinstance(self.train_oov_vectors, bool):
-            raise ValueError(f"Expected --train_oov_vectors to be true or false. Received: {self.train_oov_vectors!r}.")
+            raise errors.SettingError(f"Expected --train_oov_vectors to be true or false. Received: {self.train_oov_vectors!r}.")
         if self.steps_per_execution is not None:
             check_int("steps_per_execution", self.steps_per_execution, 1)
         if self.jit_compile not in step_plan.JIT_CHOICES:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --jit_compile in {list(step_plan.JIT_CHOICES)}. Received: {self.jit_compile!r}."
             )
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --mixed_precision in {list(MIXED_PRECISION_CHOICES)}. "
                 f"Received: {self.mixed_precision!r}."
             )
@@ -81,7 +82,7 @@ class TrainConfig(RunSettings):
             or not isinstance(self.learning_rate, (int, float))
             or not 0.0 < self.learning_rate < 10.0
         ):
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --learning_rate in (0, 10). Received: {self.learning_rate!r}."
             )
         from trainer import models  # local: keeps this module free of TensorFlow at import
@@ -102,12 +103,12 @@ class TrainConfig(RunSettings):
 
 def check_path(name, value):
     if not isinstance(value, str) or not value:
-        raise ValueError(f"Expected --{name} to be a path. Received: {value!r}.")
+        raise errors.SettingError(f"Expected --{name} to be a path. Received: {value!r}.")
 
 
 def check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
+        raise errors.SettingError(f"Expected --{name} to be an integer >= {minimum}. Received: {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)

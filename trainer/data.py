@@ -12,8 +12,8 @@ import io
 import typing
 
 import numpy as np
-import tensorflow as tf
 
+from common.quiet_tf import tf
 from preprocessing import schema
 
 # Examples parsed per `tf.io.parse_example` call. Batched parsing is several times

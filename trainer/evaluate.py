@@ -15,7 +15,7 @@ import typing
 import numpy as np
 from sklearn import metrics as sk_metrics
 
-from preprocessing._tf import tf
+from common.quiet_tf import tf
 from trainer import data
 from trainer import slices as slices_lib
 
@@ -125,21 +125,6 @@ def predict_dataset(model, dataset):
     if not labels:
         raise ValueError("Expected a dataset with at least one batch. Received: an empty dataset.")
     return np.concatenate(token_ids), np.concatenate(labels), np.concatenate(probabilities)
-
-
-def evaluate_model(model, dataset, *, threshold=0.5):
-    """`binary_metrics` of `model` on every batch of `dataset` (see `predict_dataset`).
-
-    Args:
-      model: a keras.Model from token ids to the positive probability [batch, 1].
-      dataset: yields (token_ids, labels) batches.
-      threshold: decision threshold (probability > threshold is positive).
-
-    Returns:
-      The dict of `binary_metrics`.
-    """
-    _, labels, probabilities = predict_dataset(model, dataset)
-    return binary_metrics(labels, probabilities, threshold)
 
 
 class SplitEvaluation(typing.NamedTuple):

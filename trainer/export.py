@@ -27,11 +27,12 @@ import posixpath
 import keras
 import numpy as np
 
+from common import errors
+from common import files
+from common.quiet_tf import tf
 from preprocessing import schema
 from preprocessing import text
-from preprocessing._tf import tf
 from trainer import embedding_layers
-from trainer import files
 
 SERVING_SIGNATURE = "serving_default"
 TOKENIZE_SIGNATURE = "tokenize"
@@ -51,7 +52,7 @@ _SAVED_MODEL_FILE = "saved_model.pb"
 _PREDICT_BATCH_SIZE = 1024
 
 
-class ExportError(ValueError):
+class ExportError(errors.UserError, ValueError):
     """A directory is not an export this module wrote (or can read)."""
 
 
@@ -221,7 +222,7 @@ def _write_manifest(export_dir, *, model, vocab_size, max_length, standardizer):
 def read_manifest(export_dir):
     """The manifest of an export; raises ExportError / FileNotFoundError saying what is wrong."""
     if not tf.io.gfile.isdir(export_dir):
-        raise FileNotFoundError(
+        raise errors.MissingInput(
             f"Expected a model directory written by s140-train (a SavedModel with "
             f"{MANIFEST_PATH}). Received: {export_dir!r}, which does not exist or is not a "
             "directory."

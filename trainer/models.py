@@ -22,14 +22,17 @@ from typing import Callable, Tuple
 import keras
 import numpy as np
 
+from common import errors
 from preprocessing import schema
 from trainer import embedding_layers
 from trainer import model_heads as heads
+from trainer import recurrent
 
 # --- Bodies: embedded sequences [batch, max_length, dim] -> features for the output.
 # Recurrent layers keep every other argument at the Keras defaults (tanh/sigmoid
 # activations, use_bias=True, unroll=False, GRU reset_after=True): exactly the
-# conditions under which Keras runs them on cuDNN. `recurrent_dropout` > 0 disables
+# conditions under which Keras runs them on cuDNN (`trainer.recurrent`); only a short
+# unmasked one on a CPU is unrolled, where there is no cuDNN. `recurrent_dropout` > 0 disables
 # cuDNN (a much slower kernel on GPU), which is why it defaults to 0 and should stay
 # out of default search spaces.
 
@@ -37,23 +40,18 @@ from trainer import model_heads as heads
 def _flatten(x, token_ids, *, dense_units=6, dropout=0.0):
     """Flatten -> Dense(relu): position-dependent bag of embeddings (the course's first model)."""
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(x, dense_units, dropout)
 
 
 def _gap(x, token_ids, *, dense_units=64, dropout=0.0, pooling=heads.MEAN):
     """GlobalAveragePooling1D (the masked mean of the word vectors; or max, max+mean) -> Dense(relu)."""
-    x = heads.pool(x, token_ids, pooling, seed_mean=lambda s: keras.layers.GlobalAveragePooling1D()(s))
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(_pool_words(x, token_ids, pooling), dense_units, dropout)
 
 
 def _bilstm(x, token_ids, *, lstm_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0, pooling=heads.LAST):
     """Bidirectional(LSTM) -> Dense(relu); the last state, or a pooling over all states."""
     lstm = keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST)
-    x = _pool_states(keras.layers.Bidirectional(lstm)(x), token_ids, pooling)
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(_pool_states(keras.layers.Bidirectional(lstm)(x), token_ids, pooling), dense_units, dropout)
 
 
 def _stacked_bilstm(
@@ -77,8 +75,7 @@ def _stacked_bilstm(
         second_lstm_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST
     )
     x = _pool_states(keras.layers.Bidirectional(second)(x), token_ids, pooling)
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(x, dense_units, dropout)
 
 
 def _conv1d(x, token_ids, *, conv_filters=128, kernel_size=5, dense_units=64, dropout=0.0, pooling=heads.MEAN):
@@ -89,22 +86,19 @@ def _conv1d(x, token_ids, *, conv_filters=128, kernel_size=5, dense_units=64, dr
     """
     _require_length(x, kernel_size, "kernel_size")
     x = keras.layers.Conv1D(conv_filters, kernel_size, activation="relu")(x)
-    x = heads.pool(x, token_ids, pooling, seed_mean=lambda s: keras.layers.GlobalAveragePooling1D()(s))
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(_pool_words(x, token_ids, pooling), dense_units, dropout)
 
 
 def _bigru(x, token_ids, *, gru_units=64, dense_units=64, dropout=0.0, recurrent_dropout=0.0, pooling=heads.LAST):
     """Bidirectional(GRU) -> Dense(relu); the last state, or a pooling over all states."""
     gru = keras.layers.GRU(gru_units, recurrent_dropout=recurrent_dropout, return_sequences=pooling != heads.LAST)
-    x = _pool_states(keras.layers.Bidirectional(gru)(x), token_ids, pooling)
-    x = keras.layers.Dense(dense_units, activation="relu")(x)
-    return _maybe_dropout(x, dropout)
+    return _dense_relu(_pool_states(keras.layers.Bidirectional(gru)(x), token_ids, pooling), dense_units, dropout)
 
 
 def _conv_lstm(
     x,
     token_ids,
+    unroll=False,
     *,
     embedding_dropout=0.2,
     conv_filters=64,
@@ -114,20 +108,34 @@ def _conv_lstm(
     dropout=0.0,
     recurrent_dropout=0.0,
 ):
-    """Dropout -> Conv1D(relu) -> MaxPooling1D -> LSTM (the course's Sentiment140 + GloVe model)."""
+    """Dropout -> Conv1D(relu) -> MaxPooling1D -> LSTM (the course's Sentiment140 + GloVe model).
+
+    `unroll`: build the LSTM with unroll=True when it runs over at most
+    `recurrent.MAX_UNROLLED_STEPS` pooled steps (see there)."""
     # The LSTM needs at least one pooled step; without this check a short max_length
     # gives an empty sequence and a shape error far from its cause.
     _require_length(x, kernel_size + pool_size - 1, "kernel_size + pool_size - 1")
     x = _maybe_dropout(x, embedding_dropout)
     x = keras.layers.Conv1D(conv_filters, kernel_size, activation="relu")(x)
     x = keras.layers.MaxPooling1D(pool_size)(x)
-    x = keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout)(x)
+    short = x.shape[1] <= recurrent.MAX_UNROLLED_STEPS
+    x = keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, unroll=unroll and short)(x)
     return _maybe_dropout(x, dropout)
+
+
+def _pool_words(x, token_ids, pooling):
+    # "mean" is the seed's GlobalAveragePooling1D (padding included where no mask is).
+    return heads.pool(x, token_ids, pooling, seed_mean=lambda s: keras.layers.GlobalAveragePooling1D()(s))
 
 
 def _pool_states(x, token_ids, pooling):
     # "last": the RNN returned its final state already; else it returned every state.
     return x if pooling == heads.LAST else heads.MaskedGlobalPooling1D(pooling)([x, token_ids])
+
+
+def _dense_relu(x, units, dropout):
+    """The Dense(relu) layer that ends every body but conv_lstm's, then its dropout."""
+    return _maybe_dropout(keras.layers.Dense(units, activation="relu")(x), dropout)
 
 
 def _maybe_dropout(x, rate):
@@ -137,7 +145,7 @@ def _maybe_dropout(x, rate):
 
 def _require_length(x, minimum, what):
     if x.shape[1] < minimum:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected max_length >= {what} ({minimum}) for a valid convolution. "
             f"Received: max_length={x.shape[1]}. Lower the kernel or pool size, or "
             "preprocess with a longer max_length."
@@ -155,6 +163,8 @@ class _Architecture:
     # raise on a mask, and there the padding positions are simply learnt around.
     mask_zero: bool
     poolings: Tuple[str, ...] = ()  # the values its `pooling` takes; the first is the seed's
+    # Whether its body takes `unroll` (a recurrent layer over few, unmasked steps).
+    unrollable: bool = False
 
 
 _OVER_WINDOWS = (heads.MEAN, heads.MAX, heads.MAX_MEAN)
@@ -166,7 +176,7 @@ _ARCHITECTURES = {
     "stacked_bilstm": _Architecture(_stacked_bilstm, mask_zero=True, poolings=_OVER_STATES),
     "conv1d": _Architecture(_conv1d, mask_zero=False, poolings=_OVER_WINDOWS),
     "bigru": _Architecture(_bigru, mask_zero=True, poolings=_OVER_STATES),
-    "conv_lstm": _Architecture(_conv_lstm, mask_zero=False),
+    "conv_lstm": _Architecture(_conv_lstm, mask_zero=False, unrollable=True),
 }
 
 ARCHITECTURES = tuple(_ARCHITECTURES)
@@ -183,7 +193,7 @@ COMMON_HYPERPARAMETERS = {
 
 def _lookup(architecture):
     if architecture not in _ARCHITECTURES:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected an architecture in {list(ARCHITECTURES)}. "
             f"Received: {architecture!r}."
         )
@@ -225,7 +235,7 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
     defaults = hyperparameters(architecture)  # raises for an unknown architecture
     unknown = sorted(set(hparams) - set(defaults))
     if unknown:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected hyperparameters of {architecture!r} among {sorted(defaults)}. "
             f"Received {received}: {unknown}."
         )
@@ -235,18 +245,18 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
         # An int is a fine float (dropout=0), never the other way round (units=32.5).
         accepted = {float: (int, float, np.integer, np.floating), int: (int, np.integer)}.get(expected, expected)
         if isinstance(value, bool) or not isinstance(value, accepted):
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected {architecture} hyperparameter {name} to be {expected.__name__} "
                 f"(default {defaults[name]!r}). Received: {value!r}."
             )
         # Keras silently clamps recurrent_dropout into [0, 1]; a typo such as 20 for
         # 0.2 must not become "drop everything".
         if name.endswith("dropout") and not 0.0 <= value < 1.0:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected {name} in [0, 1). Received: {name}={value!r}."
             )
         if name in allowed and value not in allowed[name]:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected {architecture} hyperparameter {name} in {list(allowed[name])}. "
                 f"Received: {value!r}."
             )
@@ -256,7 +266,7 @@ def check_hyperparameters(architecture, hparams, *, received="unknown"):
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}.")
+        raise errors.SettingError(f"Expected {name} to be a positive integer. Received: {value!r}.")
 
 
 def build_model(
@@ -267,6 +277,7 @@ def build_model(
     max_length,
     embedding_matrix=None,
     trainable_ids=None,
+    unroll_short_recurrences=False,
     **hparams,
 ):
     """Builds an uncompiled classifier.
@@ -281,6 +292,8 @@ def build_model(
         trainable and randomly initialised.
       trainable_ids: with `embedding_matrix`, the ids whose rows train while the others
         stay frozen (the rows GloVe lacks, `Contract.uncovered_ids`); None: all frozen.
+      unroll_short_recurrences: build unmasked recurrent layers over at most
+        `recurrent.MAX_UNROLLED_STEPS` steps with unroll=True (on a CPU; see there).
       **hparams: the architecture's hyperparameters (see `hyperparameters()`);
         missing ones take the seed's defaults.
 
@@ -313,7 +326,8 @@ def build_model(
     if common["spatial_dropout"]:
         # Drops whole embedding channels: a word's vector never half-survives.
         x = keras.layers.SpatialDropout1D(common["spatial_dropout"])(x)
-    x = spec.body(x, token_ids, **body_hparams)
+    build = (unroll_short_recurrences,) if spec.unrollable else ()
+    x = spec.body(x, token_ids, *build, **body_hparams)
     probability = heads.output_layer(
         x, token_ids, vocab_size=vocab_size, wide=common["wide"], wide_buckets=common["wide_buckets"]
     )
@@ -338,57 +352,3 @@ def compile_model(model, learning_rate, *, steps_per_execution=None):
         **dispatch,
     )
     return model
-
-
-def cudnn_eligible(model):
-    """Whether `model` has LSTM/GRU layers and every one of them can run on cuDNN."""
-    report = cudnn_report(model)
-    return bool(report) and not any(report.values())
-
-
-# --- cuDNN check.
-
-
-def _cudnn_blockers(config, *, is_gru):
-    """Why one LSTM/GRU config cannot run on cuDNN; empty when it can.
-
-    These are the argument conditions Keras 3 checks (tensorflow backend,
-    `cudnn_ok` and the layers' `inner_loop`). The data condition, strictly
-    right-padded masks with no fully masked row, is the data contract's job.
-    """
-    checks = [
-        (config.get("activation") == "tanh", "activation is not tanh"),
-        (config.get("recurrent_activation") == "sigmoid", "recurrent_activation is not sigmoid"),
-        (not config.get("recurrent_dropout"), "recurrent_dropout > 0"),
-        (not config.get("unroll"), "unroll=True"),
-        (config.get("use_bias", True), "use_bias=False"),
-        (config.get("use_cudnn", "auto") in ("auto", True), "use_cudnn=False"),
-    ]
-    if is_gru:
-        checks.append((config.get("reset_after", True), "reset_after=False"))
-    return tuple(reason for ok, reason in checks if not ok)
-
-
-def _recurrent_layers(layers, prefix=""):
-    """(path, layer) of every LSTM/GRU, looking inside Bidirectional and nested models."""
-    for layer in layers:
-        path = prefix + layer.name
-        if isinstance(layer, keras.layers.Bidirectional):
-            yield from _recurrent_layers([layer.forward_layer, layer.backward_layer], path + "/")
-        elif isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-            yield path, layer
-        elif hasattr(layer, "layers"):
-            yield from _recurrent_layers(layer.layers, path + "/")
-
-
-def cudnn_report(model):
-    """Maps each LSTM/GRU of `model` (by layer path) to why it cannot use cuDNN.
-
-    An empty tuple means the layer meets cuDNN's conditions. Useful before a GPU run:
-    a non-cuDNN LSTM is several times slower and Keras does not say so.
-    """
-    return {
-        path: _cudnn_blockers(layer.get_config(), is_gru=isinstance(layer, keras.layers.GRU))
-        for path, layer in _recurrent_layers(model.layers)
-    }
-

@@ -15,6 +15,7 @@ import typing
 
 from absl import logging
 
+from common import errors
 from preprocessing import schema
 from trainer import evaluate
 from trainer import export
@@ -49,7 +50,7 @@ def predict(model, texts, *, threshold=0.5):
       One `Prediction` per tweet, in order.
     """
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"Expected threshold in [0, 1]. Received: {threshold!r}.")
+        raise errors.SettingError(f"Expected threshold in [0, 1]. Received: {threshold!r}.")
     texts = list(texts)
     serving = export.load_serving_model(model) if isinstance(model, str) else model
     if not texts:

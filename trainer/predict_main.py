@@ -22,8 +22,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from preprocessing import cli_help
-from preprocessing import quiet_tf
+from common import cli
+from common import errors
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Directory of the exported model (s140-train's export; local or gs://)."
@@ -50,10 +50,10 @@ def _tweets(positional):
         # Python decoded argv with surrogate escapes; back to the bytes the user typed.
         return [predict.decode_line(os.fsencode(argument))[0] for argument in positional]
     if _INPUT_FILE.value:
-        import tensorflow as tf
+        from common.quiet_tf import tf
 
         if not tf.io.gfile.exists(_INPUT_FILE.value):
-            raise FileNotFoundError(
+            raise errors.MissingInput(
                 f"Expected --input_file to name a file of tweets, one per line. "
                 f"Received: {_INPUT_FILE.value!r}, which does not exist."
             )
@@ -68,6 +68,8 @@ def main(argv):
             "Expected tweets either as arguments or in --input_file, not both. Received: "
             f"{len(argv) - 1} arguments and --input_file={_INPUT_FILE.value}."
         )
+    # TensorFlow loads only now (not for --help), without its C++ start-up lines.
+    from common.quiet_tf import tf  # noqa: F401
     from trainer import export
     from trainer import predict
 
@@ -75,7 +77,7 @@ def main(argv):
     sys.stdout.reconfigure(errors="backslashreplace")
 
     if not 0.0 <= _THRESHOLD.value <= 1.0:  # absl's bounds let nan through
-        sys.exit(f"s140-predict: error: Expected --threshold in [0, 1]. Received: {_THRESHOLD.value}.")
+        raise errors.SettingError(f"Expected --threshold in [0, 1]. Received: {_THRESHOLD.value}.")
     # Load first: a wrong --model_dir fails at once, not after the user typed tweets.
     model = export.load_serving_model(_MODEL_DIR.value)
     tweets = _tweets(argv[1:])
@@ -113,18 +115,7 @@ def _print(predictions):
     sys.stdout.flush()
 
 
-def _main_with_errors(argv):
-    # TensorFlow loads only now (not for --help), without its C++ start-up lines.
-    quiet_tf.import_tensorflow()
-    from trainer import export
-
-    try:
-        main(argv)
-    except (FileNotFoundError, export.ExportError) as error:
-        sys.exit(f"s140-predict: error: {error}")
-
-
-# --help lists these groups (preprocessing/cli_help.py).
+# --help lists these groups (common/cli.py).
 HELP_GROUPS = (
     ("Model", ("model_dir", "threshold")),
     ("Input and output", ("input_file", "format")),
@@ -132,7 +123,7 @@ HELP_GROUPS = (
 
 
 def run():
-    cli_help.run(_main_with_errors, __doc__, HELP_GROUPS)
+    cli.run(main, __doc__, HELP_GROUPS, program="s140-predict")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ bench/quality_results.md. Every command there is prefixed with
 import dataclasses
 import typing
 
+from common import errors
+
 NONE = "none"
 RECOMMENDED_NAME = "recommended"
 NAMES = (NONE, RECOMMENDED_NAME)
@@ -99,7 +101,7 @@ RECOMMENDED = {
 
 def check_name(name):
     if name not in NAMES:
-        raise ValueError(f"Expected --recipe in {list(NAMES)}. Received: {name!r}.")
+        raise errors.SettingError(f"Expected --recipe in {list(NAMES)}. Received: {name!r}.")
 
 
 def recipe_for(name, architecture):
@@ -112,7 +114,7 @@ def recipe_for(name, architecture):
     if name == NONE:
         return None
     if architecture not in RECOMMENDED:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected an architecture with a recommended recipe, one of {sorted(RECOMMENDED)}. "
             f"Received: {architecture!r}."
         )

@@ -7,15 +7,15 @@ canvas and no pyplot: a training container has no display, and pyplot's global s
 has no business in a library.
 """
 
-import io
 import json
 import math
 import posixpath
 
 import numpy as np
 
-from preprocessing._tf import tf
-from trainer import files
+from common import files
+from common.quiet_tf import tf
+from trainer import charts
 from trainer import slices as slices_lib
 
 LEARNING_CURVES_FILE = "learning_curves.png"
@@ -80,15 +80,9 @@ def _learning_curves_png(history, *, title=None):
     """(PNG bytes, None), or (None, why no PNG) when matplotlib is missing or nothing was logged."""
     if not any(history.get(key) for _, key in _PANELS):
         return None, "no epoch was recorded"
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return None, "matplotlib is not installed (`pip install 's140-trainer[plots]'`)"
-
-    figure = Figure(figsize=(11, 4.2), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = charts.new_figure(figsize=(11, 4.2), dpi=100)
+    if figure is None:
+        return None, charts.MISSING
     for axes, (name, key) in zip(figure.subplots(1, 2), _PANELS):
         for prefix, label, style in (("", "train", "-o"), ("val_", "validation", "--s")):
             values = history.get(prefix + key) or []
@@ -96,7 +90,7 @@ def _learning_curves_png(history, *, title=None):
                 axes.plot(range(1, len(values) + 1), values, style, markersize=3, label=label)
         axes.set_title(name)
         axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        charts.integer_ticks(axes.xaxis)
         axes.set_ylabel(key)
         axes.grid(alpha=0.3)
         if axes.lines:
@@ -104,9 +98,7 @@ def _learning_curves_png(history, *, title=None):
     if title:
         figure.suptitle(f"Learning curves: {title}")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue(), None
+    return charts.png(figure), None
 
 
 # --- Markdown.

@@ -20,14 +20,15 @@ import os
 import typing
 
 import keras
-import tensorflow as tf
 from absl import logging
 
+from common import errors
+from common.quiet_tf import tf
 from trainer import config as config_lib
 from trainer import data
-from trainer import keras_random_adapter
+from trainer import keras_adapter
 from trainer import models
-from trainer import rnn_unroll
+from trainer import recurrent
 from trainer import step_loop
 from trainer import step_plan
 from trainer import strategy as strategy_lib
@@ -78,19 +79,19 @@ class Run:
 
     def step_plan_for(self, model):
         """The step settings of `model` in this run (`trainer.step_plan`), with the
-        recurrent layers it was built unrolled with (`trainer.rnn_unroll`)."""
+        recurrent layers it was built unrolled with (`trainer.recurrent`)."""
         plan = step_plan.plan_steps(
             device_kind=_device_kind(self.plan),
             replicas=self.replicas,
-            cudnn_eligible=models.cudnn_eligible(model),
+            cudnn_eligible=recurrent.cudnn_eligible(model),
             jit_compile=self.settings.jit_compile,
             steps_per_execution=self.settings.steps_per_execution,
             architecture=model.name,
             draws_random_numbers=bool(
-                step_plan.random_layers(model, except_philox_dropout=keras_random_adapter.installed())
+                step_plan.random_layers(model, except_philox_dropout=keras_adapter.installed())
             ),
         )
-        return dataclasses.replace(plan, unrolled_layers=tuple(rnn_unroll.unrolled_layer_names(model)))
+        return dataclasses.replace(plan, unrolled_layers=tuple(recurrent.unrolled_layers(model)))
 
 
 def _device_kind(plan):
@@ -132,8 +133,8 @@ def set_up(settings, *, environ=None, job_dir=None, hparams=None):
     distribution = strategy_lib.make_strategy(plan)
     keras.utils.set_random_seed(settings.seed)
     # Dropout masks drawn with Philox: the same numbers without XLA, and XLA can take
-    # models with dropout on a CPU (trainer/keras_random_adapter.py).
-    keras_random_adapter.install()
+    # models with dropout on a CPU (trainer/keras_adapter.py).
+    keras_adapter.install()
     # Before the first XLA compilation, which reads XLA_FLAGS once (trainer/step_plan.py).
     os.environ["XLA_FLAGS"] = step_plan.xla_flags_for(_device_kind(plan), os.environ.get("XLA_FLAGS", ""))
     global_batch = settings.batch_size * distribution.num_replicas_in_sync
@@ -190,7 +191,7 @@ def make_feeds(contract, global_batch, *, seed, multi_worker):
         )
     steps = train_count // global_batch
     if steps < 1:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected at least one global batch ({global_batch} examples) of training data "
             f"for multi-worker training. Received: {train_count} examples. Lower --batch_size."
         )
@@ -224,7 +225,7 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
     optimizer slots are then mirrored and take the run's dtype policy. With `run`, the
     model trains through `trainer.step_loop` on the run's feeds, with the run's step
     settings for this model (`Run.step_plan_for`), and on a CPU short unmasked recurrent
-    layers are unrolled (`trainer.rnn_unroll`); without, Keras's own fit and defaults.
+    layers are built unrolled (`trainer.recurrent`); without, Keras's own fit and defaults.
     `train_oov_vectors` (None: the run's setting, False without a run) makes the rows
     GloVe lacks trainable.
     """
@@ -237,12 +238,12 @@ def build_model(contract, architecture, hparams, learning_rate, *, run=None, tra
         max_length=contract.max_length,
         embedding_matrix=contract.embeddings,  # frozen GloVe
         trainable_ids=contract.require_uncovered_ids() if train_oov_vectors else None,
+        # Short, unmasked recurrent layers run without a loop on a CPU (same maths).
+        unroll_short_recurrences=run is not None and _device_kind(run.plan) == "CPU",
         **hparams,
     )
     if run is None:
         return models.compile_model(model, learning_rate)
-    # Short, unmasked recurrent layers run without a loop on a CPU (same weights).
-    model = rnn_unroll.unrolled(model, rnn_unroll.layers_to_unroll(model, _device_kind(run.plan)))
     steps = run.step_plan_for(model)
     logging.info("%s: %s.", architecture, steps.describe())
     models.compile_model(model, learning_rate, steps_per_execution=steps.steps_per_execution)

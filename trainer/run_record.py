@@ -25,10 +25,11 @@ run.json is rewritten at each start, so it shows the latest of these too.
 
 import posixpath
 
-import tensorflow as tf
 from absl import logging
 
-from trainer import files
+from common import errors
+from common import files
+from common.quiet_tf import tf
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -55,7 +56,7 @@ _ADDED_LATER = {
 }
 
 
-class RunMismatchError(ValueError):
+class RunMismatchError(errors.UserError, ValueError):
     """A job directory holds a run started with other settings."""
 
 

@@ -22,8 +22,8 @@ import typing
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from common import standardizers
 from preprocessing import schema
-from preprocessing import config
 from preprocessing import text
 from preprocessing import text_twitter
 
@@ -53,8 +53,8 @@ class MarkerIds(typing.NamedTuple):
 # Standardizer recorded in metadata.json (by name) -> the tokens it writes. A new
 # standardizer adds its entry here.
 _MARKER_TOKENS = {
-    config.GLOVE6B_STANDARDIZER: MarkerTokens(link=text.LINK_TOKEN, mention=text.MENTION_TOKEN),
-    config.TWITTER_STANDARDIZER: MarkerTokens(link=text_twitter.LINK_TOKEN, mention=text_twitter.MENTION_TOKEN),
+    standardizers.GLOVE6B_STANDARDIZER: MarkerTokens(link=text.LINK_TOKEN, mention=text.MENTION_TOKEN),
+    standardizers.TWITTER_STANDARDIZER: MarkerTokens(link=text_twitter.LINK_TOKEN, mention=text_twitter.MENTION_TOKEN),
 }
 
 

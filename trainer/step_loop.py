@@ -37,9 +37,9 @@ import typing
 import weakref
 
 import keras
-import tensorflow as tf
 
-from trainer import keras_fit_adapter
+from common.quiet_tf import tf
+from trainer import keras_adapter
 
 
 @dataclasses.dataclass
@@ -62,7 +62,7 @@ class StepLoop:
         self.steps_per_epoch = {"train": steps_per_epoch, "test": validation_steps}
         self._positions = {"train": _Position(), "test": _Position()}
         self._replica_functions = {}  # (name, replica id) -> that replica's compiled step
-        self._loss_tracker = keras_fit_adapter.loss_tracker(model)
+        self._loss_tracker = keras_adapter.loss_tracker(model)
         # The whole update inside XLA when no all-reduce is needed.
         self._update_in_step = self.strategy.num_replicas_in_sync == 1
         self._train_calls = tf.function(self._train_calls_fn)
@@ -177,7 +177,7 @@ def install(model, *, plan, global_batch, steps_per_epoch, validation_steps):
         steps_per_epoch=steps_per_epoch,
         validation_steps=validation_steps,
     )
-    keras_fit_adapter.set_step_functions(model, train=loop.train_function, test=loop.test_function)
+    keras_adapter.set_step_functions(model, train=loop.train_function, test=loop.test_function)
     return loop
 
 

@@ -16,7 +16,7 @@ Where they are not used, and why:
   drawn with Philox: XLA's CPU backend generates numbers of its default algorithm far
   more slowly than TensorFlow's kernels. A Dropout(0.2) on the embedded tweets took a
   small model from 3,700 to 200 examples/s, and made conv_lstm 8x slower with XLA
-  (docs/benchmarks-history.md, run 6). `trainer/keras_random_adapter.py` makes Keras name Philox
+  (docs/benchmarks-history.md, run 6). `trainer/keras_adapter.py` makes Keras name Philox
   for every dropout mask, which XLA compiles fast (run 7); so on the tested Keras only
   other random layers (GaussianNoise, GaussianDropout, AlphaDropout) keep XLA off.
 
@@ -36,6 +36,8 @@ recorded in metrics.json and the report, and `--steps_per_execution` /
 
 import dataclasses
 
+from common import errors
+
 JIT_CHOICES = ("auto", "true", "false")
 # 32 steps per call: past ~16 the per-call cost is already small against the step, and
 # a larger number only makes progress reports coarser. (bench/train_bench.py)
@@ -52,7 +54,7 @@ _RANDOM_CONFIG_KEYS = ("rate", "dropout", "recurrent_dropout", "stddev")
 LEGACY_CPU_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
 
 
-class StepPlanError(ValueError):
+class StepPlanError(errors.UserError, ValueError):
     """A requested step setting cannot work on this run's devices."""
 
 
@@ -61,7 +63,7 @@ class StepPlan:
     steps_per_execution: int
     jit_compile: bool
     reason: str
-    unrolled_layers: tuple = ()  # recurrent layers built unrolled (trainer/rnn_unroll.py)
+    unrolled_layers: tuple = ()  # recurrent layers built unrolled (trainer/recurrent.py)
 
     def describe(self):
         unrolled = f"; unrolled: {', '.join(self.unrolled_layers)}" if self.unrolled_layers else ""
@@ -79,7 +81,7 @@ def plan_steps(*, device_kind, replicas, cudnn_eligible, jit_compile="auto", ste
       device_kind: "GPU" or "CPU": what the replicas run on.
       replicas: replicas in sync (devices x workers).
       cudnn_eligible: whether the model has recurrent layers and all of them meet
-        cuDNN's conditions (`models.cudnn_report` with no blocker). False for models
+        cuDNN's conditions (`recurrent.cudnn_report` with no blocker). False for models
         without recurrent layers.
       jit_compile: "auto", "true" or "false" (--jit_compile).
       steps_per_execution: None for the default, else an integer >= 1.
@@ -131,7 +133,7 @@ def random_layers(model, *, except_philox_dropout=False):
 
     `except_philox_dropout`: leave out the layers whose numbers are Keras dropout masks
     (Dropout and SpatialDropout, an RNN's dropout), for when
-    `trainer.keras_random_adapter` has made them Philox's.
+    `trainer.keras_adapter` has made them Philox's.
     """
     return [
         path for path, layer in _layers(model.layers)

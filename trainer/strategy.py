@@ -17,6 +17,8 @@ import typing
 
 from absl import logging
 
+from common import errors
+
 MULTI_WORKER = "multi_worker"
 MIRRORED = "mirrored"
 # One device, one replica: TensorFlow's default (no-op) strategy. MirroredStrategy over a
@@ -30,7 +32,7 @@ _TRAINING_TASKS = ("chief", "master", "worker")
 _CHIEF_TASKS = ("chief", "master")  # "master" is the legacy AI Platform name
 
 
-class StrategyError(RuntimeError):
+class StrategyError(errors.UserError, RuntimeError):
     """The requested distribution cannot be set up in this process."""
 
 
@@ -152,7 +154,7 @@ def task_id(tf_config):
 
 def plan_from_environment(*, cpu_replicas=1, environ=None):
     """`plan_strategy` on this process's TF_CONFIG and physical GPUs (no device init)."""
-    import tensorflow as tf
+    from common.quiet_tf import tf
 
     environ = os.environ if environ is None else environ
     num_gpus = len(tf.config.list_physical_devices("GPU"))
@@ -169,7 +171,7 @@ def configure_logical_cpus(count):
     Raises:
       StrategyError: when devices are already initialised with another count.
     """
-    import tensorflow as tf
+    from common.quiet_tf import tf
 
     cpus = tf.config.list_physical_devices("CPU")
     try:
@@ -190,11 +192,13 @@ def configure_logical_cpus(count):
 
 def make_strategy(plan):
     """Instantiates the strategy of a `StrategyPlan`."""
-    import tensorflow as tf
+    from common.quiet_tf import tf
 
     if plan.kind == MULTI_WORKER:
         # Reads TF_CONFIG itself and uses all local GPUs, or the CPU.
-        strategy = _multi_worker_strategy_class()()
+        from trainer import tensorflow_adapter
+
+        strategy = tensorflow_adapter.multi_worker_strategy()
     elif plan.kind == SINGLE_DEVICE:
         strategy = tf.distribute.get_strategy()  # outside any scope: the default strategy
     else:
@@ -205,46 +209,6 @@ def make_strategy(plan):
         "Strategy: %s; %d replica(s) in sync.", plan.describe(), strategy.num_replicas_in_sync
     )
     return strategy
-
-
-def fresh_collective_keys():
-    """A second MirroredStrategy in one process reuses the first one's collective keys
-    and its all-reduces collide (tensorflow/tensorflow#62790); TensorFlow's own tests
-    move the key base for each new strategy. Call it before every `trainer.train.train`
-    after the first in one process (a sweep's retraining, a comparison's next
-    architecture): each makes its own strategy."""
-    import tensorflow as tf
-
-    mirrored = tf.distribute.MirroredStrategy
-    if hasattr(mirrored, "_collective_key_base"):
-        mirrored._collective_key_base += 100_000
-
-
-def _multi_worker_strategy_class():
-    import tensorflow as tf
-
-    class KerasCompatibleMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-        """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3's fit passes it.
-
-        Keras 3 with MultiWorkerMirroredStrategy fails out of the box
-        (keras-team/keras#20585): fit reduces the first (x, y) batch, a tuple, to build
-        the model, and reduces each step's scalar logs with axis=0. MirroredStrategy
-        accepts both; this strategy maps over nested values and reduces a scalar
-        across replicas (axis=None), which is what a MEAN over axis 0 of one value
-        per replica means.
-        """
-
-        def reduce(self, reduce_op, value, axis):
-            parent = super(KerasCompatibleMultiWorkerMirroredStrategy, self)
-
-            def leaf(v):
-                local = self.experimental_local_results(v)[0]
-                leaf_axis = None if local.shape.rank == 0 else axis
-                return parent.reduce(reduce_op, v, leaf_axis)
-
-            return tf.nest.map_structure(leaf, value)
-
-    return KerasCompatibleMultiWorkerMirroredStrategy
 
 
 # --- Precision.
@@ -273,7 +237,7 @@ def mixed_precision_policy(requested, *, gpu_compute_capabilities=()):
         return "mixed_bfloat16"
     if requested == "float16":
         if not gpu_compute_capabilities:
-            raise ValueError(
+            raise errors.SettingError(
                 "Expected a GPU for --mixed_precision=float16. Received: no GPU. On CPU use "
                 "--mixed_precision=bfloat16 or off."
             )
@@ -284,7 +248,7 @@ def mixed_precision_policy(requested, *, gpu_compute_capabilities=()):
         ):
             return "mixed_float16"
         return "float32"
-    raise ValueError(
+    raise ValueError(  # RunSettings checked it already: reaching here is a bug
         "Expected --mixed_precision in ['auto', 'off', 'float16', 'bfloat16']. "
         f"Received: {requested!r}."
     )
@@ -292,7 +256,7 @@ def mixed_precision_policy(requested, *, gpu_compute_capabilities=()):
 
 def local_gpu_compute_capabilities():
     """(major, minor) of each local GPU, without initialising the runtime."""
-    import tensorflow as tf
+    from common.quiet_tf import tf
 
     capabilities = []
     for gpu in tf.config.list_physical_devices("GPU"):

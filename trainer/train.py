@@ -24,16 +24,16 @@ import time
 import typing
 
 import keras
-import tensorflow as tf
 from absl import logging
 
-from preprocessing import dir_lock
+from common import dir_lock
+from common import files
+from common.quiet_tf import tf
 from trainer import callbacks as callbacks_lib
 from trainer import data as data_lib
 from trainer import embedding_layers
 from trainer import evaluate as evaluate_lib
 from trainer import export as export_lib
-from trainer import files
 from trainer import report as report_lib
 from trainer import run as run_lib
 from trainer import run_record

@@ -20,27 +20,20 @@ into --tuner_dir and retrains the best configuration into --tuner_dir/best/ exac
 s140-train would (model/, metrics.json, report.md).
 """
 
-from preprocessing import quiet_tf
-
-# Before anything below loads TensorFlow: its C++ start-up lines would bury the sweep's
+# First: TensorFlow loads without its C++ start-up lines, which would bury the sweep's
 # progress.
-quiet_tf.import_tensorflow()
+from common.quiet_tf import tf  # noqa: F401
 
 import dataclasses  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
-from preprocessing import dir_lock  # noqa: E402
-from preprocessing import schema  # noqa: E402
+from common import cli  # noqa: E402
 from trainer import cli_flags  # noqa: E402
-from preprocessing import cli_help  # noqa: E402
-from trainer import config as train_config  # noqa: E402
 from trainer import models  # noqa: E402
-from trainer import strategy  # noqa: E402
 from tuning import config  # noqa: E402
 from tuning import distributed  # noqa: E402
 
@@ -117,13 +110,8 @@ def environments(environ):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}.")
-    if not cli_flags.DATA_DIR.value:
-        raise app.UsageError("--data_dir is required.")
-    tuner_dir = _TUNER_DIR.value or train_config.default_job_dir(os.environ)
-    if not tuner_dir:
-        raise app.UsageError("--tuner_dir is required (outside Vertex AI, where AIP_MODEL_DIR is unset).")
+    cli_flags.check_arguments(argv)
+    tuner_dir = cli_flags.output_dir(_TUNER_DIR.value, "tuner_dir")
     cfg = config.SweepConfig(
         **cli_flags.run_settings(),
         tuner_dir=tuner_dir,
@@ -166,26 +154,6 @@ def main(argv):
     )
 
 
-# Errors that are the user's to fix: printed as one line, without a traceback.
-_USER_ERRORS = (
-    schema.ContractError,
-    strategy.StrategyError,
-    distributed.ClusterSpecError,
-    distributed.OracleDied,
-    dir_lock.DirectoryError,
-    ValueError,
-    FileNotFoundError,
-)
-
-
-def _main_with_errors(argv):
-    try:
-        main(argv)
-    except _USER_ERRORS as error:
-        logging.error("%s", error)
-        sys.exit(f"s140-tune: error: {error}")
-
-
 def help_groups():
     """The --help groups of s140-tune's flags."""
     return [
@@ -200,7 +168,7 @@ def help_groups():
 
 
 def run():
-    cli_help.run(_main_with_errors, __doc__, help_groups())
+    cli.run(main, __doc__, help_groups(), program="s140-tune")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ import dataclasses
 import os
 import shlex
 
-import tensorflow as tf
 from absl import logging
 
+from common import files
+from common.quiet_tf import tf
 from trainer import config as train_config
-from trainer import files
 from trainer import run_record
-from trainer import strategy
+from trainer import tensorflow_adapter
 from tuning import config as config_lib
 from tuning import distributed
 from tuning import search_space
@@ -116,12 +116,12 @@ def retrain_best(cfg, best, *, environ=None):
         "Retraining trial %s (%s) for %d epoch(s) into %s.",
         best.trial_id, best.architecture, cfg.epochs_best, train_cfg.job_dir,
     )
-    strategy.fresh_collective_keys()
+    tensorflow_adapter.fresh_collective_keys()
     try:
         return train_lib.train(train_cfg, environ=clean)
     except run_record.RunMismatchError as error:
         # best/ holds the retraining of an earlier best trial (a resumed sweep found a
         # better one): it is the sweep's own directory, replaced without asking.
         logging.info("Replacing the earlier retraining in %s: %s", train_cfg.job_dir, error)
-        strategy.fresh_collective_keys()
+        tensorflow_adapter.fresh_collective_keys()
         return train_lib.train(dataclasses.replace(train_cfg, overwrite=True), environ=clean)

@@ -5,6 +5,7 @@ import json
 import posixpath
 import typing
 
+from common import errors
 from trainer import config as train_config
 from trainer import models
 
@@ -63,9 +64,9 @@ class SweepConfig(train_config.RunSettings):
         train_config.check_path("tuner_dir", self.tuner_dir)
         super().__post_init__()
         if self.tuner not in TUNERS:
-            raise ValueError(f"Expected --tuner in {list(TUNERS)}. Received: {self.tuner!r}.")
+            raise errors.SettingError(f"Expected --tuner in {list(TUNERS)}. Received: {self.tuner!r}.")
         if self.objective not in OBJECTIVES:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected --objective in {list(OBJECTIVES)}. Received: {self.objective!r}."
             )
         from tuning import search_space  # local: keeps this module light at import
@@ -80,7 +81,7 @@ class SweepConfig(train_config.RunSettings):
         ):
             train_config.check_int(name, getattr(self, name), minimum)
         if not self.worker_timeout_seconds > 0:
-            raise ValueError(
+            raise errors.SettingError(
                 "Expected --worker_timeout_seconds > 0. Received: "
                 f"{self.worker_timeout_seconds!r}."
             )

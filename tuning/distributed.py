@@ -31,6 +31,8 @@ import json
 import os
 import re
 
+from common import errors
+
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
@@ -51,12 +53,13 @@ _POOL_ALIASES = {"chief": PRIMARY_POOL, "master": PRIMARY_POOL, "worker": WORKER
 _PRIMARY_KEYS = (PRIMARY_POOL, "chief", "master")
 
 
-class ClusterSpecError(ValueError):
+class ClusterSpecError(errors.UserError, ValueError):
     """CLUSTER_SPEC / TF_CONFIG / the role flags do not describe a usable cluster."""
 
 
-class OracleDied(RuntimeError):
-    """The chief's oracle process ended with an error while the sweep was running."""
+class OracleDied(errors.UserError, RuntimeError):
+    """The chief's oracle process ended with an error while the sweep was running. One
+    line: what went wrong is in the oracle process's own log, just above."""
 
 
 # --- Roles and environments (pure functions).

@@ -10,6 +10,7 @@ module and its tests (tests/test_tuning_adapter.py fails on any other version).
 """
 
 import importlib.metadata
+import time
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
@@ -276,6 +277,25 @@ def heartbeat_call(channel):
         stub.GetSpace(request, metadata=metadata, wait_for_ready=True, timeout=timeout)
 
     return call
+
+
+def wait_when_idle(oracle_client, seconds=1.0):
+    """Makes a worker wait `seconds` before asking again when the oracle answers IDLE.
+
+    KerasTuner's search loop (`BaseTuner.search`, keras_tuner/src/engine/base_tuner.py
+    at TESTED_VERSION) asks again at once, which on a small machine turns a Hyperband
+    round that waits for other workers into a busy loop against the server. Its
+    `create_trial` is wrapped on this one client object.
+    """
+    create_trial = oracle_client.create_trial
+
+    def patient_create_trial(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(seconds)
+        return trial
+
+    oracle_client.create_trial = patient_create_trial
 
 
 def authenticate_client(oracle_client, address, metadata):

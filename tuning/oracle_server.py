@@ -20,6 +20,7 @@ import time
 
 from absl import logging
 
+from common import errors
 from tuning import distributed
 from tuning import keras_tuner_adapter as kt
 
@@ -186,7 +187,10 @@ def serve_oracle(
     )
     kt.add_servicer_to_server(servicer, server)
     if not server.add_insecure_port(f"{host}:{port}"):
-        raise RuntimeError(f"Expected to listen on {host}:{port}. Received: the port is not available.")
+        raise errors.SettingError(
+            f"Expected the oracle to listen on {host}:{port} (--oracle_address, or this replica's address in "
+            "CLUSTER_SPEC). Received: that address and port are not available here."
+        )
     server.start()
     logging.info("Oracle listening on %s:%s (worker timeout %.0f s).", host, port, worker_timeout)
     try:

@@ -1,16 +1,17 @@
 """The processes of a distributed sweep: the chief's oracle process, the watchdog that
-stops a worker whose oracle died, and a worker's heartbeat and patience."""
+stops a worker whose oracle died, and a worker's heartbeat and secret."""
 
 import _thread
 import contextlib
 import dataclasses
 import multiprocessing
 import os
+import sys
 import threading
-import time
 
 from absl import logging
 
+from common import cli
 from tuning import budget
 from tuning import config as config_lib
 from tuning import distributed
@@ -25,7 +26,14 @@ OracleDied = distributed.OracleDied
 
 
 def _oracle_process_main(cfg_fields, env, max_length, planned, parent_pid):
-    """The chief's oracle process (spawned): serves the oracle until the sweep ends."""
+    """The chief's oracle process (spawned): serves the oracle until the sweep ends; a
+    user's error is one line there too (common/cli.py)."""
+    status = cli.guarded("s140-tune (oracle)", _serve, cfg_fields, env, max_length, planned, parent_pid)
+    if status:
+        sys.exit(status)
+
+
+def _serve(cfg_fields, env, max_length, planned, parent_pid):
     from tuning import tuners  # imports TensorFlow: in the spawned process only
 
     logging.set_verbosity(logging.INFO)
@@ -115,7 +123,7 @@ def watch(process):
         thread.join()
 
 
-# --- Workers: heartbeat and patience.
+# --- Workers: heartbeat and the sweep's secret.
 
 
 def heartbeat_interval(worker_timeout):
@@ -184,20 +192,3 @@ def secret_metadata(secret):
 def authenticate(tuner, worker_env):
     """Makes a distributed worker's calls to the oracle carry the sweep's secret."""
     kt.authenticate_client(tuner.oracle, _oracle_address(worker_env), secret_metadata(worker_env[distributed.SECRET]))
-
-
-def idle_wait(oracle, seconds=1.0):
-    """Makes a worker wait before asking again when the oracle answers IDLE.
-
-    KerasTuner's search loop asks again at once, which on a small machine turns a
-    Hyperband round that waits for other workers into a busy loop against the server.
-    """
-    create_trial = oracle.create_trial
-
-    def patient_create_trial(tuner_id):
-        trial = create_trial(tuner_id)
-        if trial.status == kt.TrialStatus.IDLE:
-            time.sleep(seconds)
-        return trial
-
-    oracle.create_trial = patient_create_trial

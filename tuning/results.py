@@ -16,8 +16,9 @@ import math
 import posixpath
 import typing
 
-from preprocessing._tf import tf
-from trainer import files
+from common import files
+from common.quiet_tf import tf
+from trainer import charts
 from tuning import best as best_lib
 from tuning import config as config_lib
 from tuning import search_space
@@ -198,13 +199,9 @@ def objective_plot_png(records, objective, direction):
     points = [r for r in records if r.status == COMPLETED and finite_score(r.score) and r.number]
     if not points:
         return None, "no trial completed"
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None, "matplotlib is not installed (`pip install s140-trainer[plots]`)"
-    figure = Figure(figsize=(8, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = charts.new_figure(figsize=(8, 4.5), dpi=100)
+    if figure is None:
+        return None, charts.MISSING
     axes = figure.add_subplot(1, 1, 1)
     for architecture in search_space.SEARCH_SPACE:
         mine = [r for r in points if r.architecture == architecture]
@@ -223,6 +220,4 @@ def objective_plot_png(records, objective, direction):
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue(), None
+    return charts.png(figure), None

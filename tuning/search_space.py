@@ -29,6 +29,7 @@ import typing
 
 import keras_tuner
 
+from common import errors
 from trainer import models
 from trainer import run as run_lib
 from trainer import step_loop
@@ -166,7 +167,7 @@ def fit_to_length(architecture, space, max_length):
         kernels = [k for k in kernels if k <= max_length]
     if "kernel_size" in space:
         if not kernels or ("pool_size" in space and not pools):
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected max_length to fit the smallest convolution of {architecture!r}. "
                 f"Received: max_length={max_length}. Leave {architecture!r} out of "
                 "--architectures or preprocess with a longer --max_length."
@@ -180,7 +181,7 @@ def fit_to_length(architecture, space, max_length):
 def architecture_space(architecture, *, max_length, tune_recurrent_dropout=False):
     """{name: spec} of one architecture's hyperparameters, as declared for a sweep."""
     if architecture not in SEARCH_SPACE:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected architectures among {list(models.ARCHITECTURES)}. "
             f"Received: {architecture!r}."
         )
@@ -195,7 +196,7 @@ def check_architectures(architectures):
     architectures = tuple(architectures)
     unknown = sorted(set(architectures) - set(models.ARCHITECTURES))
     if not architectures or unknown:
-        raise ValueError(
+        raise errors.SettingError(
             f"Expected one or more architectures among {list(models.ARCHITECTURES)}. "
             f"Received: {list(architectures)}."
         )

@@ -4,7 +4,7 @@ trial records of `tuning.results`."""
 
 import statistics
 
-from trainer import files
+from common import files
 from tuning import best as best_lib
 from tuning import config as config_lib
 from tuning import results

@@ -19,16 +19,18 @@ import os
 import time
 import typing
 
-import tensorflow as tf
 from absl import logging
 
-from preprocessing import dir_lock
-from trainer import files
+from common import dir_lock
+from common import errors
+from common import files
+from common.quiet_tf import tf
 from trainer import run as run_lib
 from tuning import best as best_lib
 from tuning import budget
 from tuning import config as config_lib
 from tuning import distributed
+from tuning import keras_tuner_adapter as kt
 from tuning import processes
 from tuning import results as results_lib
 from tuning import search_space
@@ -54,7 +56,7 @@ def _check_sweep_file(cfg, *, chief):
     if tf.io.gfile.exists(path):
         message = config_lib.identity_mismatch(files.read_json(path), cfg)
         if message:
-            raise ValueError(message)
+            raise errors.SettingError(message)
     elif chief:
         tf.io.gfile.makedirs(cfg.tuner_dir)
         files.write_json(path, json.loads(config_lib.dumps(cfg)))
@@ -74,7 +76,7 @@ def _search(cfg, run, worker_env, oracle_process):
             heartbeat = contextlib.nullcontext()
             if distributed_worker:
                 processes.authenticate(tuner, worker_env)
-                processes.idle_wait(tuner.oracle)
+                kt.wait_when_idle(tuner.oracle)
                 heartbeat = processes.worker_heartbeat(worker_env, cfg.worker_timeout_seconds)
             with heartbeat, processes.watch(oracle_process):
                 # The data is the run's (TrialHyperModel.fit): only epochs and callbacks.

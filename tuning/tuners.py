@@ -15,11 +15,12 @@ import time
 
 import keras
 import keras_tuner
-import tensorflow as tf
 from absl import logging
 
+from common import errors
+from common import files
+from common.quiet_tf import tf
 from trainer import callbacks as callbacks_lib
-from trainer import files
 from trainer import run as run_lib
 from tuning import config as config_lib
 from tuning import keras_tuner_adapter as kt
@@ -38,7 +39,7 @@ def make_oracle(cfg, max_length):
 
         missing = [m for m in ("sklearn", "scipy") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ValueError(
+            raise errors.SettingError(
                 f"Expected scikit-learn and scipy for --tuner=bayesian (KerasTuner's Gaussian "
                 f"process). Received: {missing} not installed. `pip install scikit-learn`, "
                 "or use --tuner=hyperband or random."

@@ -317,7 +317,7 @@ class GcsEnvironment:
         for name in [n for n in env if n.startswith(("AIP_", "KERASTUNER_"))]:
             env.pop(name)
         # REQUESTS_CA_BUNDLE: the package's own Cloud Storage client (the directory lock,
-        # preprocessing/dir_lock.py) reaches the same front through `requests`.
+        # common/dir_lock.py) reaches the same front through `requests`.
         env.update(CURL_CA_BUNDLE=self.ca, REQUESTS_CA_BUNDLE=self.ca, NO_GCE_CHECK="true", HOME=self.home,
                    TF_CPP_MIN_LOG_LEVEL="2")
         env.update(extra)

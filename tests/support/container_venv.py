@@ -21,7 +21,7 @@ What the Dockerfile does, and what this does instead:
   it installs; Python compiles what runs, on first import). The package is installed
   non-editable, as in the image.
 
-The venv is kept under ~/.cache/s140/image-py<version>-<hash> (tests/cached_venv.py),
+The venv is kept under ~/.cache/s140/image-py<version>-<hash> (tests/support/cached_venv.py),
 the hash over Dockerfile, constraints.txt and setup.py: a change to any of them builds a
 new venv. When only the package's sources changed since the venv was last installed,
 the same RUN line runs again in it (as Docker reruns the layer after a changed COPY):
@@ -44,8 +44,8 @@ import tempfile
 
 import pytest
 
-import cached_venv  # tests/: venvs kept between runs
-import image_recipe  # tests/: what the Dockerfile says
+from support import cached_venv  # venvs kept between runs
+from support import image_recipe  # what the Dockerfile says
 
 # What .dockerignore keeps out of the image.
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")

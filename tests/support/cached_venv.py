@@ -1,6 +1,6 @@
 """Virtual environments that tests build once and keep between runs, under
 ~/.cache/s140/ ($S140_CACHE_DIR overrides): TensorFlow 2.15's for the serving test
-(tests/test_serving_container.py), the training image's (tests/container_venv.py).
+(tests/test_serving_container.py), the training image's (tests/support/container_venv.py).
 
 A venv is built at NAME.partial and renamed to NAME only once its installation
 succeeded, so an interrupted build is never taken for a complete one. The rename leaves

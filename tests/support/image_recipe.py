@@ -1,5 +1,5 @@
 """What the Dockerfile and constraints.txt say, read (never run) for the tests that play
-the image without a Docker engine (tests/container_venv.py, tests/test_cloud_scale.py).
+the image without a Docker engine (tests/support/container_venv.py, tests/test_cloud_scale.py).
 
 Only the Dockerfile syntax this repository uses is understood: `\\` line continuations,
 `#` comment lines, `ARG NAME=default`, `ENV KEY=value ...`, `COPY src... dest`, shell-form
@@ -12,7 +12,7 @@ import json
 import os
 import shlex
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/support/ -> the repository
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
 CONSTRAINTS = os.path.join(REPO, "constraints.txt")
 

@@ -2,7 +2,7 @@
 installs, i.e. `pip freeze` limited to the dependency closure of setup.py's
 install_requires and its cloud, glove and plots extras (the Dockerfile's install line).
 
-  python tests/freeze_constraints.py > constraints.txt
+  python tests/support/freeze_constraints.py > constraints.txt
 
 TensorFlow is left out: the base image provides it and pip must not replace it.
 """
@@ -15,7 +15,7 @@ import sys
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/support/ -> the repository
 IMAGE_EXTRAS = ("cloud", "glove", "plots")
 # Provided by the base image (tensorflow/tensorflow:*-gpu), or by pip itself.
 NOT_PINNED = {"tensorflow", "tensorflow-cpu", "tf-keras", "setuptools", "pip", "wheel"}
@@ -27,7 +27,7 @@ HEADER = """\
 # provides it (GPU build), and pip must not replace it. apache-beam equals the
 # Dockerfile's BEAM_VERSION and setup.py's pin (tests/test_cloud_build.py checks them).
 # Regenerate after changing setup.py's requirements:
-#   python tests/freeze_constraints.py > constraints.txt
+#   python tests/support/freeze_constraints.py > constraints.txt
 """
 
 

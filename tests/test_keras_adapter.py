@@ -1,5 +1,6 @@
-"""Keras's dropout with Philox named: the same masks outside XLA, Philox's inside it, and
-only on the Keras version it was checked with."""
+"""trainer/keras_adapter.py: checked on the pinned Keras. Its dropout with Philox named
+gives the same masks outside XLA, Philox's inside it; its fit hooks are the checked
+internals; its backup names a damaged file (the resume itself: tests/test_run_record.py)."""
 
 import hashlib
 import inspect
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import keras_random_adapter as adapter
+from common import files
+from trainer import keras_adapter as adapter
 from trainer import models
+from trainer import step_loop
 from trainer import step_plan
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,13 +30,13 @@ def test_installed_keras_is_the_checked_one_and_the_image_pins_it():
     assert pins == [adapter.TESTED_VERSION]
     source = inspect.getsource(adapter._keras_dropout).encode()
     assert hashlib.sha256(source).hexdigest() == KERAS_DROPOUT_SOURCE_SHA256, (
-        "Keras's backend dropout changed: compare it with trainer/keras_random_adapter._philox_dropout."
+        "Keras's backend dropout changed: compare it with trainer/keras_adapter._philox_dropout."
     )
 
 
 def test_other_versions_and_backends_are_named_and_refused():
     assert adapter.version_mismatch(installed="3.16.0") == (
-        f"Expected keras=={adapter.TESTED_VERSION} (the version trainer/keras_random_adapter.py is "
+        f"Expected keras=={adapter.TESTED_VERSION} (the version trainer/keras_adapter.py is "
         "checked with). Received: keras 3.16.0."
     )
     assert "Received: jax" in adapter.version_mismatch(backend="jax")
@@ -89,3 +92,26 @@ def test_with_philox_dropout_only_other_random_layers_keep_xla_off():
         keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.GaussianNoise(0.1), keras.layers.Dense(1)
     ])
     assert [path.split("_")[0] for path in step_plan.random_layers(noisy, **philox)] == ["gaussian"]
+
+
+def test_the_fit_internals_are_the_checked_ones():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(RuntimeError, match="Expected a compiled model"):
+        adapter.set_step_functions(model, train=None, test=None)
+    model.compile("adam", "mse")
+    assert adapter.loss_tracker(model).name == "loss"
+    assert step_loop.of(model) is None
+
+
+def test_a_backup_that_cannot_be_read_is_named(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    backup = adapter.Backup(str(tmp_path / "backup"), double_checkpoint=True, delete_checkpoint=False)
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    assert adapter.initial_epoch(model) == 0
+    backup.on_train_begin()
+    assert adapter.initial_epoch(model) == 1  # resumed after epoch 1
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(files.DamagedFile, match=f"Expected a backup to resume from in {tmp_path / 'backup'}"):
+        backup.on_train_begin()

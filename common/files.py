@@ -13,8 +13,9 @@ import os
 import posixpath
 import uuid
 
-from preprocessing import dir_lock
-from preprocessing._tf import tf
+from common import dir_lock
+from common import errors
+from common.quiet_tf import tf
 
 
 def write_atomically(path, data):
@@ -82,11 +83,11 @@ def refuse_symlinks(paths):
         )
 
 
-class SymlinkRefused(ValueError):
+class SymlinkRefused(errors.UserError, ValueError):
     """A name the package writes is a symlink."""
 
 
-class DamagedFile(ValueError):
+class DamagedFile(errors.UserError, ValueError):
     """A file the package wrote whole no longer holds what it wrote."""
 
 

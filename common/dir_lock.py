@@ -27,13 +27,15 @@ import time
 
 from absl import logging
 
+from common import errors
+
 LOCK_NAME = ".s140.lock"
 HEARTBEAT_SECONDS = 60
 STALE_SECONDS = 300
 _GS = "gs://"
 
 
-class DirectoryError(RuntimeError):
+class DirectoryError(errors.UserError, RuntimeError):
     """The directory cannot be written by this run (see the subclasses and messages)."""
 
 

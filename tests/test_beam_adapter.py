@@ -1,7 +1,8 @@
-"""A local Beam job's gRPC services listen on loopback only (preprocessing/beam_loopback.py)."""
+"""A local Beam job's gRPC services listen on loopback only (preprocessing/beam_adapter.py)."""
 
 import contextlib
 import ipaddress
+import logging
 import os
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from preprocessing import beam_loopback
+from preprocessing import beam_adapter
 from preprocessing import beam_options
 
 
@@ -53,7 +54,7 @@ def _listening_during_a_local_job(loopback):
     before = _listening_addresses(os.getpid())
     watcher.start()
     try:
-        with beam_loopback.local_services_on_loopback() if loopback else contextlib.nullcontext():
+        with beam_adapter.local_services_on_loopback() if loopback else contextlib.nullcontext():
             with beam.Pipeline(runner=beam_options.runner_for(options), options=options) as pipeline:
                 # Slow enough for the watcher to see the workers' servers.
                 _ = pipeline | beam.Create(range(4)) | beam.Map(lambda x: time.sleep(0.5) or x)
@@ -65,13 +66,35 @@ def _listening_during_a_local_job(loopback):
 
 def test_the_pinned_beam_binds_every_interface_and_the_adapter_binds_loopback():
     # Without the adapter Beam 2.77 listens on [::] (every interface): if this fails,
-    # Beam changed and beam_loopback.py may no longer be needed.
-    assert beam.__version__ == beam_loopback.TESTED_VERSION
+    # Beam changed and beam_adapter.py may no longer be needed.
+    assert beam.__version__ == beam_adapter.TESTED_VERSION
     everywhere = _listening_during_a_local_job(loopback=False)
     assert ipaddress.ip_address("::") in everywhere
     loopback = _listening_during_a_local_job(loopback=True)
     assert loopback  # the job's servers were seen ...
     assert all(address.is_loopback for address in loopback), loopback  # ... on loopback only
     # The job ran on, and the modules are as they were.
-    assert beam_loopback.worker_handlers.grpc is beam_loopback.grpc
-    assert beam_loopback.local_job_service.grpc is beam_loopback.grpc
+    assert beam_adapter.worker_handlers.grpc is beam_adapter.grpc
+    assert beam_adapter.local_job_service.grpc is beam_adapter.grpc
+
+
+def _worker_record(severity, message, location):
+    text = (f'Worker: severity: {severity} timestamp {{   seconds: 1   nanos: 2 }} message: "{message}" '
+            f'instruction_id: "bundle_1" log_location: "{location}" thread: "Thread-13" ')
+    return logging.LogRecord(beam_adapter._WORKER_LOGGER, logging.INFO, "local_job_service.py", 367,
+                             "Worker: %s", (text,), None)
+
+
+def test_only_the_jobs_own_worker_lines_pass_as_their_own(tmp_path):
+    own = str(tmp_path / "preprocessing")
+    keep = beam_adapter._OwnWorkerLines([own])
+    ours = _worker_record("WARN", r"ReadRows: read 3 rows of caf\303\251.csv (utf-8)", f"{own}/transforms.py:84")
+    assert keep.filter(ours)
+    assert (ours.getMessage(), ours.levelno, ours.filename, ours.lineno) == (
+        "ReadRows: read 3 rows of café.csv (utf-8)", logging.WARNING, "transforms.py", 84)
+    beams = _worker_record("INFO", "Done consuming work.", "/venv/apache_beam/runners/worker/sdk_worker.py:300")
+    assert not keep.filter(beams)
+    assert keep.filter(_worker_record("ERROR", "Error processing instruction", "/venv/apache_beam/x.py:1"))
+    server = logging.LogRecord(beam_adapter._SERVER_LOGGER, logging.INFO, "worker_handlers.py", 525,
+                               "starting control server on port %s", (4242,), None)
+    assert not keep.filter(server)

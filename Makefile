@@ -17,10 +17,13 @@ $(BIN)/.installed: setup.py
 demo: $(BIN)/.installed
 	$(BIN)/python -m trainer.demo --demo_dir=$(DEMO_DIR)
 
-# One test process per core (at most 4: each holds TensorFlow, ~1.5 GiB); the tests
-# that time things hold under that load.
+# Test processes: one more than the cores (many tests wait on a subprocess or a
+# server), at most 4 (each holds TensorFlow, ~1.5 GiB); worksteal keeps every process
+# busy to the end. The tests that time things hold under that load.
+TEST_PROCESSES ?= $(shell $(PYTHON) -c 'import os; cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(); print(min(cores + 1, 4))')
+
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 tests
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist worksteal --durations=15 tests
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

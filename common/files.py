@@ -8,10 +8,15 @@ the rename is a server-side copy of a complete object.
 """
 
 import contextlib
+import errno
 import json
+import math
 import os
 import posixpath
+import shutil
 import uuid
+
+import numpy as np
 
 from common import dir_lock
 from common import errors
@@ -33,12 +38,67 @@ def write_atomically(path, data):
 
 def save_model(model, path):
     """`model.save(path)` under a temporary name, then renamed: a kill mid-save leaves
-    the previous file whole (Keras saves only to names ending in .keras)."""
-    temporary = _temporary_name(path[: -len(".keras")]) + ".keras"
+    the previous file whole."""
+    _require_room(path, _variable_bytes(model))
+    return _saved_atomically(path, lambda temporary: model.save(temporary, overwrite=True))
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)` (a .weights.h5 file), whole or not at all."""
+    _require_room(path, _variable_bytes(model))
+    return _saved_atomically(path, lambda temporary: model.save_weights(temporary, overwrite=True))
+
+
+# HDF5 metadata and the zip around .keras, beyond the variables' own bytes.
+_SAVE_OVERHEAD_BYTES = 1 << 20
+
+
+def _variable_bytes(model):
+    """What saving `model` writes at least: its variables and its optimizer's."""
+    variables = list(model.variables) + list(getattr(getattr(model, "optimizer", None), "variables", []) or [])
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def _require_room(path, variable_bytes):
+    """Raises ENOSPC before a save that a local disk has no room for.
+
+    Keras writes weights through h5py, and HDF5 can crash the process (a segmentation
+    fault, not an exception) when it closes a file whose write failed for lack of space
+    (h5py/h5py#914, #2160; seen on a full tmpfs). So a local save first checks the free
+    space; on Cloud Storage the write is an upload, which fails cleanly.
+    """
+    directory = posixpath.dirname(path) or "."
+    if "://" in path or not os.path.isdir(directory):
+        return
+    needed = variable_bytes + _SAVE_OVERHEAD_BYTES
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: about {needed} bytes needed, {free} free", path)
+
+
+def copy_atomically(source, path):
+    """A copy of `source` at `path`, whole or not at all."""
+    return _saved_atomically(path, lambda temporary: tf.io.gfile.copy(source, temporary, overwrite=True))
+
+
+# Keras saves only to names that end in these: the temporary name keeps the suffix.
+_KERAS_SUFFIXES = (".weights.h5", ".keras")
+
+
+def _saved_atomically(path, save):
+    stem, suffix = _split_suffix(path)
+    temporary = _temporary_name(stem) + suffix
     with _removed_on_failure(temporary):
-        model.save(temporary, overwrite=True)
+        save(temporary)
         tf.io.gfile.rename(temporary, path, overwrite=True)
     return path
+
+
+def _split_suffix(path):
+    for suffix in _KERAS_SUFFIXES:
+        if path.endswith(suffix):
+            return path[: -len(suffix)], suffix
+    return path, ""
 
 
 @contextlib.contextmanager
@@ -58,8 +118,8 @@ def remove_temporaries(path):
     """Deletes what a killed write of `path` left under a temporary name (on Cloud
     Storage an upload lands whole, so a kill mid-write leaves a whole orphan object).
     Safe because the directory has one writer, who holds its lock (dir_lock)."""
-    stem, keras_suffix = (path[: -len(".keras")], ".keras") if path.endswith(".keras") else (path, "")
-    for orphan in tf.io.gfile.glob(f"{stem}.tmp-*{keras_suffix}"):
+    stem, suffix = _split_suffix(path)
+    for orphan in tf.io.gfile.glob(f"{stem}.tmp-*{suffix}"):
         with contextlib.suppress(tf.errors.NotFoundError):
             tf.io.gfile.remove(orphan)
 

@@ -13,8 +13,9 @@ connect as before, and nothing outside the machine can reach the job.
 
 A local job also logs every line of every worker through the launcher, as the text of
 a protobuf: dozens of Beam start-up and shut-down lines per worker around the few that
-the job's own code wrote. `worker_chatter_hidden` keeps only those (and Beam's errors),
-shown with their own file, line and level.
+the job's own code wrote, and each worker prints the traceback of a failed bundle to
+its own stderr. `worker_chatter_hidden` keeps only the job's own lines, shown with their
+own file, line and level, and sends the workers' stderr to /dev/null.
 
 This reaches into Beam's internals, so Beam is pinned (setup.py BEAM_VERSION) and
 tests/test_beam_adapter.py checks both that Beam still binds every interface without
@@ -26,6 +27,7 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import threading
 
 import grpc
@@ -96,8 +98,9 @@ def _unquote(text):
 
 class _OwnWorkerLines(logging.Filter):
     """Passes the worker lines that code under `own_dirs` logged, as if logged here
-    (their own file, line and level); drops Beam's own worker and server chatter
-    below ERROR."""
+    (their own file, line and level); drops Beam's own worker and server lines, its
+    errors included: a failed job reaches the launcher as an exception anyway, which
+    the command prints (one line for the user's error, its traceback for a fault)."""
 
     def __init__(self, own_dirs):
         super().__init__()
@@ -106,11 +109,11 @@ class _OwnWorkerLines(logging.Filter):
     def filter(self, record):
         entry = _ENTRY.match(record.getMessage()) if record.name == _WORKER_LOGGER else None
         if entry is None:
-            return record.levelno >= logging.ERROR
+            return False
         severity, message, location = entry.group(1), _unquote(entry.group(2)), _unquote(entry.group(3))
         path, _, line = location.rpartition(":")
         if not path.startswith(self.own_dirs):
-            return _SEVERITY.get(severity, logging.INFO) >= logging.ERROR
+            return False
         record.msg, record.args = message, ()
         record.levelno = _SEVERITY.get(severity, logging.INFO)
         record.levelname = logging.getLevelName(record.levelno)
@@ -119,17 +122,34 @@ class _OwnWorkerLines(logging.Filter):
         return True
 
 
+class _WorkersWithoutStderr:
+    """The `subprocess` module, except that Popen sends the process's stderr to
+    /dev/null. Beam's SDK worker prints the traceback of every failed bundle there
+    (sdk_worker.SdkHarness._execute) besides sending it to the launcher, which raises it."""
+
+    def Popen(self, *args, **kwargs):  # noqa: N802 - subprocess's name
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        return subprocess.Popen(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+
 @contextlib.contextmanager
 def worker_chatter_hidden(own_dirs):
     """Within the block, a local job's worker lines show only when code under
-    `own_dirs` logged them (or Beam logged an error): Beam's dozens of start-up and
-    shut-down lines per worker stay out of the command's output."""
+    `own_dirs` logged them: Beam's dozens of start-up and shut-down lines per worker,
+    and the traceback a worker prints of a failed bundle, stay out of the command's
+    output. (A failed job still reaches the command as an exception.)"""
     only_own = _OwnWorkerLines(own_dirs)
     loggers = [logging.getLogger(name) for name in (_WORKER_LOGGER, _SERVER_LOGGER)]
     for logger in loggers:
         logger.addFilter(only_own)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(only_own)
+    with _lock:
+        local_job_service.subprocess = _WorkersWithoutStderr()
+        try:
+            yield
+        finally:
+            local_job_service.subprocess = subprocess
+            for logger in loggers:
+                logger.removeFilter(only_own)

@@ -22,6 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Of keras/src/backend/tensorflow/random.py's `dropout` at TESTED_VERSION: the adapter's
 # copy must be re-read against Keras's when this changes.
 KERAS_DROPOUT_SOURCE_SHA256 = "47a159de0b6729e28a3b77cc8454ecc018652d8bd72d0a710180b8b3db1a2c22"
+# Of BackupAndRestore._save_model, whose steps keras_adapter.Backup repeats with atomic writes.
+KERAS_BACKUP_SAVE_SOURCE_SHA256 = "5eb7b53ca13ad33d97bdb44f3208f772d2fe030f5d3b3f3fcced5322821f32b7"
 
 
 def test_installed_keras_is_the_checked_one_and_the_image_pins_it():
@@ -31,6 +33,10 @@ def test_installed_keras_is_the_checked_one_and_the_image_pins_it():
     source = inspect.getsource(adapter._keras_dropout).encode()
     assert hashlib.sha256(source).hexdigest() == KERAS_DROPOUT_SOURCE_SHA256, (
         "Keras's backend dropout changed: compare it with trainer/keras_adapter._philox_dropout."
+    )
+    source = inspect.getsource(keras.callbacks.BackupAndRestore._save_model).encode()
+    assert hashlib.sha256(source).hexdigest() == KERAS_BACKUP_SAVE_SOURCE_SHA256, (
+        "Keras's BackupAndRestore._save_model changed: compare it with trainer/keras_adapter.Backup._save_model."
     )
 
 
@@ -109,9 +115,14 @@ def test_a_backup_that_cannot_be_read_is_named(tmp_path):
     backup = adapter.Backup(str(tmp_path / "backup"), double_checkpoint=True, delete_checkpoint=False)
     backup.set_model(model)
     backup.on_epoch_end(0)
+    backup.on_epoch_end(1)
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json", "training_metadata.json.bkp"
+    ]  # written whole: no temporary left
     assert adapter.initial_epoch(model) == 0
     backup.on_train_begin()
-    assert adapter.initial_epoch(model) == 1  # resumed after epoch 1
+    assert adapter.initial_epoch(model) == 2  # resumed after epoch 2
+    (tmp_path / "backup" / "latest.weights.h5.bkp").unlink()
     (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"not hdf5")
     with pytest.raises(files.DamagedFile, match=f"Expected a backup to resume from in {tmp_path / 'backup'}"):
         backup.on_train_begin()

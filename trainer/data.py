@@ -234,30 +234,10 @@ def make_dataset(
       ContractError: when the split has no shards or no examples, or its shards hold
         another number of examples than metadata.json counts.
     """
-    max_length = contract.max_length
-    files = list(contract.split_shards(split))
-    count = contract.count(split)
-    if not files or count == 0:
-        raise schema.ContractError(
-            f"Expected examples in split {split!r} of {contract.data_dir}. Received: "
-            f"{len(files)} shards matching {schema.split_pattern(contract.data_dir, split)} "
-            f"and a count of {count} in metadata.json."
-        )
-    token_ids, labels = _load_split(files, max_length)
-    if len(labels) != count:
-        raise schema.ContractError(
-            f"Expected {count} examples in split {split!r} (metadata.json). Received "
-            f"{len(labels)} in {len(files)} shards."
-        )
+    token_ids, labels = _checked_split(contract, split)
+    count = len(labels)
     token_ids, labels = tf.constant(token_ids), tf.constant(labels)
-
-    if shuffle:
-        # One random pair per pass: Dataset.random draws new values on every iteration
-        # (each epoch), deterministically from `seed`.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
-        orders = seeds.map(lambda pair: tf.random.experimental.stateless_shuffle(tf.range(count), seed=pair))
-    else:
-        orders = tf.data.Dataset.from_tensors(tf.range(count))
+    orders = _pass_orders(count, shuffle=shuffle, seed=seed)
     full = count // batch_size
     rest = 0 if drop_remainder else count - full * batch_size
 
@@ -291,8 +271,41 @@ def make_dataset(
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))
     if repeat:
         dataset = dataset.repeat()  # each pass draws its own permutation: epochs do not blend
+    return _with_options(dataset, deterministic=seed is not None or not shuffle)
+
+
+def _checked_split(contract, split):
+    """(token ids, labels) of `split`, read whole, as many as metadata.json counts."""
+    files = list(contract.split_shards(split))
+    count = contract.count(split)
+    if not files or count == 0:
+        raise schema.ContractError(
+            f"Expected examples in split {split!r} of {contract.data_dir}. Received: "
+            f"{len(files)} shards matching {schema.split_pattern(contract.data_dir, split)} "
+            f"and a count of {count} in metadata.json."
+        )
+    token_ids, labels = _load_split(files, contract.max_length)
+    if len(labels) != count:
+        raise schema.ContractError(
+            f"Expected {count} examples in split {split!r} (metadata.json). Received "
+            f"{len(labels)} in {len(files)} shards."
+        )
+    return token_ids, labels
+
+
+def _pass_orders(count, *, shuffle, seed):
+    """A dataset of one order of the example indices per pass."""
+    if not shuffle:
+        return tf.data.Dataset.from_tensors(tf.range(count))
+    # One random pair per pass: Dataset.random draws new values on every iteration
+    # (each epoch), deterministically from `seed`.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
+    return seeds.map(lambda pair: tf.random.experimental.stateless_shuffle(tf.range(count), seed=pair))
+
+
+def _with_options(dataset, *, deterministic):
     options = tf.data.Options()
-    options.deterministic = seed is not None or not shuffle
+    options.deterministic = deterministic
     # Under MultiWorkerMirroredStrategy, shard batches across workers rather than files:
     # a split has few shards, and uneven file counts would give workers unequal steps.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

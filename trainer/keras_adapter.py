@@ -133,24 +133,24 @@ def initial_epoch(model):
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, with a damaged backup reported by name.
+    """Keras' BackupAndRestore, written whole and with a damaged backup reported by name.
 
+    Keras writes latest.weights.h5 and its epoch file (training_metadata.json) over
+    themselves, so a kill or a full disk during a save left half a file; here each file
+    of a save goes to a temporary name and is renamed (`_save_model`, Keras' own steps
+    at TESTED_VERSION otherwise; tests/test_keras_adapter.py hashes its source).
     With `double_checkpoint`, Keras falls back to the previous epoch's copy when the
-    latest weights cannot be opened (a kill during their save), but not when the
-    epoch file (training_metadata.json) is damaged, and when neither copy can be read
-    h5py's or json's error ended the run. Here a damaged epoch file also falls back to
-    the previous pair, and what cannot be restored is a `files.DamagedFile` naming
-    the backup and what to do.
+    latest weights cannot be opened, but not when the epoch file is damaged, and when
+    neither copy can be read h5py's or json's error ended the run. Here a damaged epoch
+    file also falls back to the previous pair, and what cannot be restored is a
+    `files.DamagedFile` naming the backup and what to do.
     """
 
+    writes_backup_dir = True  # False for a non-chief worker, which only reads the chief's
+
     def on_train_begin(self, logs=None):
-        # Only the chief keeps two copies (double_checkpoint); a worker never writes here.
-        damaged = self.double_checkpoint and _damaged_json(self._training_metadata_path)
-        if damaged and _holds_json(self._prev_training_metadata_path):
-            logging.warning("%s is damaged; resuming from the previous epoch's backup.", self._training_metadata_path)
-            for previous, latest in ((self._prev_weights_path, self._weights_path),
-                                     (self._prev_training_metadata_path, self._training_metadata_path)):
-                tf.io.gfile.copy(previous, latest, overwrite=True)
+        if self.writes_backup_dir:
+            self._repair()
         try:
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError) as error:
@@ -161,6 +161,29 @@ class Backup(keras.callbacks.BackupAndRestore):
                 f"Expected a backup to resume from in {self.backup_dir}. Received files that cannot be "
                 f"read ({reason}). Pass --overwrite to train this run afresh, or restore that folder."
             ) from error
+
+    def _repair(self):
+        for path in (self._weights_path, self._training_metadata_path,
+                     self._prev_weights_path, self._prev_training_metadata_path):
+            files.remove_temporaries(path)  # of a save that a kill cut short (whole, on gs://)
+        damaged = _damaged_json(self._training_metadata_path)
+        if damaged and _holds_json(self._prev_training_metadata_path):
+            logging.warning("%s is damaged; resuming from the previous epoch's backup.", self._training_metadata_path)
+            for previous, latest in ((self._prev_weights_path, self._weights_path),
+                                     (self._prev_training_metadata_path, self._training_metadata_path)):
+                files.copy_atomically(previous, latest)
+
+    def _save_model(self):
+        # keras/src/callbacks/backup_and_restore.py `_save_model`, each file written whole.
+        tf.io.gfile.makedirs(self.backup_dir)
+        if self.double_checkpoint and tf.io.gfile.exists(self._weights_path):
+            files.copy_atomically(self._weights_path, self._prev_weights_path)
+        if self.double_checkpoint and tf.io.gfile.exists(self._training_metadata_path):
+            files.copy_atomically(self._training_metadata_path, self._prev_training_metadata_path)
+        files.save_weights(self.model, self._weights_path)
+        files.write_atomically(
+            self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        )
 
 
 def _damaged_json(path):
@@ -180,6 +203,8 @@ def _holds_json(path):
 class RestoreFromChiefBackup(Backup):
     """A non-chief worker's BackupAndRestore: restores the chief's backup (so all
     workers resume at the same epoch) but saves to its own throw-away directory."""
+
+    writes_backup_dir = False  # the chief's: this worker restores from it, never writes there
 
     def __init__(self, chief_backup_dir, own_dir):
         super().__init__(chief_backup_dir)

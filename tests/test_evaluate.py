@@ -242,6 +242,8 @@ def test_write_report_png_and_markdown(tmp_path):
     markdown = (tmp_path / "job" / "report.md").read_text()
     cm = metrics["confusion_matrix"]
     assert f"Test accuracy **{metrics['accuracy']:.4f}**" in markdown
+    low, high = metrics["accuracy_ci95"]
+    assert low < metrics["accuracy"] < high and f", 95% interval {low:.4f}-{high:.4f}, on " in markdown
     assert f"| accuracy | {metrics['accuracy']:.4f} |" in markdown
     assert f"| roc_auc | {metrics['roc_auc']:.4f} |" in markdown
     assert f"| **negative** | {cm['tn']} (tn) | {cm['fp']} (fp) |" in markdown
@@ -292,3 +294,14 @@ def test_parameter_counts_of_a_frozen_embedding_model():
     x = keras.layers.GlobalAveragePooling1D()(x)
     model = keras.Model(token_ids, keras.layers.Dense(1)(x))
     assert report.parameter_counts(model) == {"total": 85, "trainable": 5, "non_trainable": 80}
+
+
+def test_the_accuracy_interval_is_wilsons_and_narrows_with_more_tweets():
+    # Wilson's 95% interval of 285 of 359 (scipy): the size of the official test set.
+    low, high = evaluate.accuracy_interval(285, 359)
+    assert (round(low, 4), round(high, 4)) == (0.7490, 0.8325)
+    wide, narrow = evaluate.accuracy_interval(29, 36), evaluate.accuracy_interval(2900, 3600)
+    assert wide[1] - wide[0] > 0.2 > 0.03 > narrow[1] - narrow[0] > 0
+    assert evaluate.accuracy_interval(10, 10)[1] == 1.0 and evaluate.accuracy_interval(0, 10)[0] == 0.0
+    metrics = evaluate.binary_metrics([1, 1, 0, 0], [0.9, 0.2, 0.1, 0.7])
+    assert metrics["accuracy_ci95"] == evaluate.accuracy_interval(2, 4)

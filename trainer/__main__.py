@@ -39,6 +39,7 @@ from trainer import cli_flags  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import models  # noqa: E402
 from trainer import recipes  # noqa: E402
+from trainer import report  # noqa: E402
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.TrainConfig)}
 
@@ -178,7 +179,7 @@ def main(argv):
         return
     outputs = metrics["outputs"]
     print(
-        f"{metrics['evaluated_on']} accuracy {metrics['accuracy']:.4f} on {metrics['count']} "
+        f"{metrics['evaluated_on']} accuracy {metrics['accuracy']:.4f}{report.interval_text(metrics)} on {metrics['count']} "
         f"examples after {metrics['epochs_run']} epoch(s).\n"
         f"Report: {outputs['report']}\n"
         f"Metrics: {outputs['metrics']}\n"

@@ -127,9 +127,18 @@ def _headline(metrics):
     auc = metrics.get("roc_auc")
     auc_text = f", ROC AUC {auc:.4f}" if auc is not None else ""
     return (
-        f"Test accuracy **{metrics['accuracy']:.4f}** ({metrics['accuracy']:.2%}) on "
+        f"Test accuracy **{metrics['accuracy']:.4f}** ({metrics['accuracy']:.2%}){interval_text(metrics)} on "
         f"{metrics['count']:,} tweets{auc_text}."
     )
+
+
+def interval_text(metrics):
+    """", 95% interval a-b," of metrics.json's accuracy (Wilson); "" for a metrics.json
+    written before the package recorded it."""
+    if not metrics.get("accuracy_ci95"):
+        return ""
+    low, high = metrics["accuracy_ci95"]
+    return f", 95% interval {low:.4f}-{high:.4f},"
 
 
 def _model_section(architecture, settings):

@@ -337,7 +337,7 @@ def test_the_oracle_refuses_an_unknown_tuner_or_trial_id(tmp_path):
             stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), metadata=AUTH, timeout=10)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
         response = stub.CreateTrial(service.CreateTrialRequest(tuner_id="tuner-workerpool1-2"), metadata=AUTH, timeout=10)
-        assert response.trial.status  # a known id is served
+        assert keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "RUNNING"  # a known id is served
     assert oracle.tuner_ids == {"tuner-workerpool1-2"} and list(oracle.trials) == ["0"]
 
 
